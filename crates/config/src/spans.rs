@@ -1,0 +1,67 @@
+//! Finds the line of a key path in the raw TOML text, for error messages.
+
+use crate::error::{KeyPath, Seg};
+use toml_edit::{ImDocument, Item, Table, Value};
+
+/// 1-based line of byte offset `at` in `text`.
+pub fn line_of_offset(text: &str, at: usize) -> usize {
+    let at = at.min(text.len());
+    text.as_bytes()[..at]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line of the deepest part of `path` that exists in `doc`.
+pub fn line_of(doc: &ImDocument<String>, path: &KeyPath) -> Option<usize> {
+    let text = doc.raw();
+    walk_table(doc.as_table(), &path.0, None).map(|at| line_of_offset(text, at))
+}
+
+/// Walks `rest` from `table`, remembering the start offset of the deepest part found.
+fn walk_table(table: &Table, rest: &[Seg], best: Option<usize>) -> Option<usize> {
+    let Some((Seg::Key(k), tail)) = rest.split_first() else {
+        return best;
+    };
+    let Some(item) = table.get(k) else {
+        return best;
+    };
+    let here = table
+        .key(k)
+        .and_then(|key| key.span())
+        .or_else(|| item.span())
+        .map(|s| s.start)
+        .or(best);
+    match (tail.first(), item) {
+        (Some(Seg::Index(i)), Item::ArrayOfTables(a)) => match a.get(*i) {
+            Some(t) => walk_table(t, &tail[1..], t.span().map(|s| s.start).or(here)),
+            None => here,
+        },
+        (Some(Seg::Index(i)), Item::Value(Value::Array(a))) => {
+            a.get(*i).and_then(|v| v.span()).map(|s| s.start).or(here)
+        }
+        (Some(Seg::Key(_)), Item::Table(t)) => walk_table(t, tail, here),
+        (Some(Seg::Key(k2)), Item::Value(Value::InlineTable(t))) => t
+            .key(k2)
+            .and_then(|key| key.span())
+            .map(|s| s.start)
+            .or(here),
+        _ => here,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_lines_of_nested_keys() {
+        let text = "a = 1\n[[listener]]\nbind = \"x\"\n[[listener]]\nside = \"b\"\nbind = \"y\"\n";
+        let doc: ImDocument<String> = ImDocument::parse(text.to_string()).expect("parse");
+        let p = KeyPath::root().key("listener").index(1).key("bind");
+        assert_eq!(line_of(&doc, &p), Some(6));
+        let p = KeyPath::root().key("a");
+        assert_eq!(line_of(&doc, &p), Some(1));
+    }
+}

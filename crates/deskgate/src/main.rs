@@ -1,0 +1,204 @@
+//! deskgate: the command line. Thin: parse, load config, start, handle signals.
+#![forbid(unsafe_code)]
+
+mod gencerts;
+
+use clap::{Parser, Subcommand};
+use deskgate_config::{proxymap, Deployment, Side};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Edge reverse proxy for Cisco Finesse web desktops.
+#[derive(Parser)]
+#[command(name = "deskgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy for one side of the HA pair.
+    Run {
+        /// The deployment config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Which side's listeners to serve: a or b.
+        #[arg(long, value_parser = parse_side)]
+        side: Side,
+    },
+    /// Validate a config file and print a summary (exit 0 = valid), like `nginx -t`.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Print the proxy map (internalhost:port=externalhost:port) the upstreams poll.
+    Proxymap {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Make a private CA and every certificate and key the config names that is missing.
+    /// For labs, tests and the example only: production brings its own certificates.
+    GenCerts {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Overwrite files that exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn parse_side(s: &str) -> Result<Side, String> {
+    Side::parse(s).ok_or_else(|| format!("side must be a or b, not {s:?}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match cli.command {
+        Command::Check { config } => match load(&config) {
+            Some(d) => {
+                print_summary(&d);
+                println!(
+                    "deskgate: configuration file {} test is successful",
+                    config.display()
+                );
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!(
+                    "deskgate: configuration file {} test failed",
+                    config.display()
+                );
+                ExitCode::FAILURE
+            }
+        },
+        Command::Proxymap { config } => match load(&config) {
+            Some(d) => {
+                print!("{}", proxymap::render(&d));
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::FAILURE,
+        },
+        Command::GenCerts { config, force } => match gencerts::run(&config, force) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("deskgate: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config, side } => {
+            let Some(d) = load(&config) else {
+                return ExitCode::FAILURE;
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("deskgate: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            rt.block_on(run(Arc::new(d), side))
+        }
+    }
+}
+
+fn load(path: &Path) -> Option<Deployment> {
+    match deskgate_config::load(path) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            for p in &e.problems {
+                eprintln!("deskgate: [emerg] {p}");
+            }
+            None
+        }
+    }
+}
+
+fn print_summary(d: &Deployment) {
+    for side in [Side::A, Side::B] {
+        for l in d.listeners_of(side) {
+            println!(
+                "side {}: listener {} on {} (external port {}), {} certificate(s), {} route(s)",
+                side.as_str(),
+                l.name,
+                l.bind,
+                l.external_port,
+                l.certs.len(),
+                l.routes.len()
+            );
+            let mut routes: Vec<_> = l.routes.iter().collect();
+            routes.sort_by(|a, b| a.0.cmp(b.0));
+            for (host, r) in routes {
+                println!(
+                    "  {host}:{} -> {} {} {}:{}",
+                    l.external_port,
+                    r.component.kind.as_str(),
+                    r.component.name,
+                    r.node.internal_host,
+                    r.node.internal_port
+                );
+            }
+        }
+        if let Some(i) = d.internal_of(side) {
+            println!(
+                "side {}: internal listener (proxy map) on {}",
+                side.as_str(),
+                i.bind
+            );
+        }
+    }
+    println!(
+        "{} component(s), {} node(s)",
+        d.components.len(),
+        d.nodes().count()
+    );
+}
+
+async fn run(d: Arc<Deployment>, side: Side) -> ExitCode {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int, mut usr1) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::user_defined1()),
+    ) {
+        (Ok(t), Ok(i), Ok(u)) => (t, i, u),
+        _ => {
+            eprintln!("deskgate: cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
+    let running = match deskgate_proxy::start(d, side).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("deskgate: [emerg] {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(side = side.as_str(), "deskgate ready");
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: reopening the access log");
+                running.reopen_logs();
+            }
+        }
+    }
+    tracing::info!(open = running.open_connections(), "draining");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,103 @@
+//! A private certificate authority for tests, the demo and the example config.
+//!
+//! Keys are made at run time and never committed. Everything here is for
+//! loopback use: a production deployment brings certificates from its own CA.
+#![forbid(unsafe_code)]
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use std::net::IpAddr;
+
+pub use rcgen::Error;
+
+/// A certificate and its private key, both PEM.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// A private CA that signs server and client certificates.
+pub struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    cert_pem: String,
+}
+
+impl Ca {
+    /// Makes a new CA with the given common name.
+    pub fn new(common_name: &str) -> Result<Ca, Error> {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        dn.push(DnType::OrganizationName, "deskgate test CA");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate()?;
+        let cert = params.clone().self_signed(&key)?;
+        Ok(Ca {
+            cert_pem: cert.pem(),
+            params,
+            key,
+        })
+    }
+
+    /// The CA certificate, PEM: the trust bundle for clients of what it signs.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// A server certificate for the given DNS names and IP literals.
+    pub fn server(&self, names: &[&str]) -> Result<Issued, Error> {
+        self.issue(names, ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    /// A client certificate (for upstream mutual TLS).
+    pub fn client(&self, name: &str) -> Result<Issued, Error> {
+        self.issue(&[name], ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
+    fn issue(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Result<Issued, Error> {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("deskgate"),
+        );
+        params.distinguished_name = dn;
+        for name in names {
+            let san = match name.parse::<IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*name).try_into()?),
+            };
+            params.subject_alt_names.push(san);
+        }
+        params.extended_key_usages = vec![usage];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate()?;
+        let issuer = self.params.clone().self_signed(&self.key)?;
+        let cert = params.signed_by(&key, &issuer, &self.key)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issues_server_and_client_certificates() {
+        let ca = Ca::new("test").expect("ca");
+        let server = ca.server(&["a.example.com", "127.0.0.1"]).expect("server");
+        assert!(server.cert_pem.contains("BEGIN CERTIFICATE"));
+        assert!(server.key_pem.contains("PRIVATE KEY"));
+        let client = ca.client("deskgate").expect("client");
+        assert!(client.cert_pem.contains("BEGIN CERTIFICATE"));
+    }
+}

@@ -1,0 +1,225 @@
+//! Step 1: accept, connection caps, plain-HTTP detection, TLS handshake
+//! with a timeout, ALPN, and serving HTTP/1.1 or HTTP/2 on the connection
+//! until it idles out, the client leaves or the server drains.
+
+pub mod activity;
+pub mod internal;
+pub mod tls;
+
+use crate::pipeline;
+use crate::pipeline::log::AccessLog;
+use crate::Snapshot;
+use activity::{Activity, Tracked, Verdict};
+use deskgate_config::Listener;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+/// State shared by every connection of one instance.
+pub struct Shared {
+    /// The deployment this instance serves (a reload will swap it here).
+    pub snapshot: Arc<Snapshot>,
+    pub access_log: Arc<AccessLog>,
+    connections: Arc<Semaphore>,
+    ids: AtomicU64,
+    id_prefix: u32,
+    /// `true` once draining starts: stop accepting, finish what is open.
+    draining: watch::Receiver<bool>,
+    /// `true` when the drain time is over: close everything.
+    stopped: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        access_log: Arc<AccessLog>,
+        draining: watch::Receiver<bool>,
+        stopped: watch::Receiver<bool>,
+    ) -> Arc<Shared> {
+        let max = snapshot.deployment.limits.max_connections;
+        let id_prefix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+            .unwrap_or(0);
+        Arc::new(Shared {
+            snapshot,
+            access_log,
+            connections: Arc::new(Semaphore::new(max)),
+            ids: AtomicU64::new(0),
+            id_prefix,
+            draining,
+            stopped,
+        })
+    }
+
+    pub fn next_request_id(&self) -> String {
+        format!(
+            "{:08x}{:08x}",
+            self.id_prefix,
+            self.ids.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Resolves when the drain time is over.
+    pub fn hard_stop(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopped.clone();
+        async move {
+            let _ = crate::listen::until(&mut rx).await;
+        }
+    }
+
+    /// Connections currently open (for status and tests).
+    pub fn open_connections(&self) -> usize {
+        self.snapshot.deployment.limits.max_connections - self.connections.available_permits()
+    }
+}
+
+/// Resolves once the flag is set (drain, stop).
+pub async fn until(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|set| *set).await;
+}
+
+/// What the pipeline knows about the connection a request came on.
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub listener: Arc<Listener>,
+    pub sni: Option<String>,
+    pub shared: Arc<Shared>,
+    pub activity: Arc<Activity>,
+    pub requests: AtomicU64,
+}
+
+/// Serves one external listener until draining starts.
+pub async fn serve(tcp: TcpListener, listener: Arc<Listener>, shared: Arc<Shared>) {
+    let acceptor = match tls::server_config(listener.clone()) {
+        Ok(c) => TlsAcceptor::from(c),
+        Err(e) => {
+            tracing::error!(listener = %listener.name, "TLS setup failed: {e}");
+            return;
+        }
+    };
+    let builder = Arc::new(http_builder(&shared));
+    let mut draining = shared.draining.clone();
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = tcp.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // out of file descriptors and the like: back off briefly
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = crate::listen::until(&mut draining) => break,
+        };
+        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection cap reached: closing at accept");
+            drop(stream);
+            continue;
+        };
+        let (acceptor, listener, shared, builder) = (
+            acceptor.clone(),
+            listener.clone(),
+            shared.clone(),
+            builder.clone(),
+        );
+        tokio::spawn(async move {
+            connection(stream, peer, acceptor, listener, shared, builder).await;
+            drop(permit);
+        });
+    }
+}
+
+fn http_builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
+    let d = &shared.snapshot.deployment;
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .max_buf_size(d.limits.max_head.max(8192))
+        .max_headers(d.limits.max_headers)
+        // a backstop: the connection task enforces the finer head and idle limits
+        .header_read_timeout(d.timeouts.request_head + d.timeouts.keepalive);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(d.limits.h2_max_streams)
+        .max_header_list_size(d.limits.max_head as u32)
+        // rapid reset: few pending resets allowed; CONTINUATION floods are
+        // bounded by the header list size in h2
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(256));
+    b
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    listener: Arc<Listener>,
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+) {
+    let t = &shared.snapshot.deployment.timeouts;
+    let _ = stream.set_nodelay(true);
+    let handshake = async {
+        // plain HTTP on a TLS port: close without a word (reference: 444)
+        let mut first = [0u8; 1];
+        match stream.peek(&mut first).await {
+            Ok(1) if first[0] == 0x16 => {}
+            _ => return None,
+        }
+        acceptor.accept(stream).await.ok()
+    };
+    let tls = match tokio::time::timeout(t.handshake, handshake).await {
+        Ok(Some(s)) => s,
+        _ => return,
+    };
+    let (_, session) = tls.get_ref();
+    let sni = session.server_name().map(|s| s.to_ascii_lowercase());
+    let is_h2 = session.alpn_protocol() == Some(b"h2");
+    let activity = Activity::new();
+    let info = Arc::new(ConnInfo {
+        peer,
+        listener,
+        sni,
+        shared: shared.clone(),
+        activity: activity.clone(),
+        requests: AtomicU64::new(0),
+    });
+    let service = service_fn(move |req| pipeline::handle(req, info.clone()));
+    let io = TokioIo::new(Tracked::new(tls, activity.clone()));
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let mut draining = shared.draining.clone();
+    let mut stopped = shared.stopped.clone();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let head_timeout = (!is_h2).then_some(t.request_head);
+    let mut shutting_down = false;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            _ = tick.tick() => match activity.check(t.keepalive, head_timeout) {
+                Verdict::KeepGoing => {}
+                Verdict::Shutdown if !shutting_down => {
+                    shutting_down = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                Verdict::Shutdown => {}
+                Verdict::Abort => break,
+            },
+            _ = crate::listen::until(&mut draining), if !shutting_down => {
+                shutting_down = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = crate::listen::until(&mut stopped) => break,
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Why a request was answered by deskgate itself, and the answer it gets.
+//!
+//! One enum feeds the response, the access log's `deny` field and, later,
+//! metrics labels. Bodies are fixed text: they never name an internal host,
+//! address or port.
+
+use super::normalize::BadPath;
+use http::StatusCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deny {
+    BadPath(BadPath),
+    BadRequest(&'static str),
+    HeadTooLarge,
+    BodyTooLarge,
+    BodyTimeout,
+    UnknownHost,
+    Misdirected,
+    AdminPath,
+    Method,
+    Unsupported(u16),
+    UserAgent,
+    Referer,
+    UpstreamUnreachable,
+    UpstreamTimeout,
+    UpstreamFailed,
+}
+
+impl Deny {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Deny::BadPath(_) | Deny::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Deny::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Deny::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Deny::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Deny::UnknownHost | Deny::Misdirected => StatusCode::MISDIRECTED_REQUEST,
+            Deny::AdminPath => StatusCode::FORBIDDEN,
+            Deny::Method => StatusCode::METHOD_NOT_ALLOWED,
+            Deny::Unsupported(s) => {
+                StatusCode::from_u16(s).unwrap_or(StatusCode::MISDIRECTED_REQUEST)
+            }
+            Deny::UserAgent => StatusCode::PRECONDITION_FAILED,
+            Deny::Referer => StatusCode::EXPECTATION_FAILED,
+            Deny::UpstreamUnreachable | Deny::UpstreamFailed => StatusCode::BAD_GATEWAY,
+            Deny::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// Stable label for logs and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Deny::BadPath(b) => b.reason(),
+            Deny::BadRequest(r) => r,
+            Deny::HeadTooLarge => "head_too_large",
+            Deny::BodyTooLarge => "body_too_large",
+            Deny::BodyTimeout => "body_timeout",
+            Deny::UnknownHost => "unknown_host",
+            Deny::Misdirected => "misdirected",
+            Deny::AdminPath => "admin_path",
+            Deny::Method => "method",
+            Deny::Unsupported(_) => "unsupported_url",
+            Deny::UserAgent => "user_agent",
+            Deny::Referer => "referer",
+            Deny::UpstreamUnreachable => "upstream_unreachable",
+            Deny::UpstreamTimeout => "upstream_timeout",
+            Deny::UpstreamFailed => "upstream_failed",
+        }
+    }
+
+    /// Whether the connection should be closed after answering.
+    pub fn closes(self) -> bool {
+        matches!(
+            self,
+            Deny::BadPath(_)
+                | Deny::BadRequest(_)
+                | Deny::HeadTooLarge
+                | Deny::BodyTooLarge
+                | Deny::BodyTimeout
+        )
+    }
+
+    /// The plain-text body: status line words only.
+    pub fn body(self) -> String {
+        let s = self.status();
+        format!("{} {}\n", s.as_u16(), s.canonical_reason().unwrap_or(""))
+    }
+}

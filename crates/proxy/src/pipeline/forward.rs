@@ -1,0 +1,169 @@
+//! Step 10: forward to the node, or tunnel an upgrade.
+//!
+//! The upstream gets the canonical normalised path, the query unchanged,
+//! rebuilt forwarding headers and the client body streamed through its
+//! limits. Failures become 502 (unreachable, refused, reset) or 504
+//! (connect or response timeout), with fixed bodies: no internal name,
+//! address or port ever reaches the client. WebSockets, BOSH and socket.io
+//! long-polls are exempt from the response timeout (they wait for the
+//! tunnel idle timeout instead).
+
+use super::client_ip::ClientAddr;
+use super::deny::Deny;
+use super::headers::{self, Forwarding};
+use super::log::Record;
+use super::normalize::NormalPath;
+use crate::body::{empty, BodyFlags, LimitedBody, ProxyBody};
+use crate::listen::ConnInfo;
+use crate::upstream::connect::ConnectError;
+use crate::upstream::tunnel;
+use deskgate_config::Route;
+use http::{header, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub async fn forward(
+    mut req: Request<Incoming>,
+    route: &Route,
+    path: &NormalPath,
+    client: &ClientAddr,
+    conn: &ConnInfo,
+    rec: &mut Record,
+) -> Result<Response<ProxyBody>, Deny> {
+    let snap = &conn.shared.snapshot;
+    let d = &snap.deployment;
+    let node = snap
+        .upstreams
+        .get(&route.node)
+        .ok_or(Deny::UpstreamUnreachable)?;
+    let upgrade = is_websocket_upgrade(&req);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+
+    let target = match parts.uri.query() {
+        Some(q) => format!("{}{}?{}", node.base, path.forward, q),
+        None => format!("{}{}", node.base, path.forward),
+    };
+    parts.uri = target
+        .parse::<Uri>()
+        .map_err(|_| Deny::BadRequest("bad_query"))?;
+    parts.version = Version::HTTP_11;
+    let external = route.node.external_authority();
+    headers::to_upstream(
+        &mut parts.headers,
+        &Forwarding {
+            client,
+            external_authority: &external,
+            external_port: route.node.external_port,
+            client_ip_header: &d.client_ip.header,
+            request_id: &rec.request_id,
+            upgrade,
+        },
+    );
+    let flags = Arc::new(BodyFlags::default());
+    let body: ProxyBody = if upgrade || body.is_end_stream() {
+        empty()
+    } else {
+        LimitedBody::new(body, d.limits.max_body, d.timeouts.body_idle, flags.clone()).boxed()
+    };
+    let long_poll = upgrade || is_long_poll(&path.decided);
+    let timeout = if long_poll {
+        d.timeouts.tunnel_idle
+    } else {
+        route.component.response_timeout
+    };
+
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        timeout,
+        node.client.request(Request::from_parts(parts, body)),
+    )
+    .await;
+    rec.upstream_header_ms = Some(started.elapsed().as_millis() as u64);
+    let mut resp = match result {
+        Err(_) => {
+            tracing::warn!(
+                upstream = rec.upstream.as_deref(),
+                "upstream response timed out after {timeout:?}"
+            );
+            return Err(Deny::UpstreamTimeout);
+        }
+        Ok(Err(e)) => return Err(classify(&e, &flags, rec)),
+        Ok(Ok(r)) => r,
+    };
+
+    if let Some(client_upgrade) = client_upgrade {
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            let idle = d.timeouts.tunnel_idle;
+            let stop = conn.shared.hard_stop();
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((c, u)) => {
+                        tunnel::run(c, u, idle, stop).await;
+                    }
+                    Err(e) => tracing::debug!("upgrade failed: {e}"),
+                }
+            });
+            let (parts, _) = resp.into_parts();
+            return Ok(Response::from_parts(parts, empty()));
+        }
+    }
+    Ok(resp.map(|b| b.map_err(Into::into).boxed()))
+}
+
+/// Maps a client error to the answer; the detail goes to the server log only.
+fn classify(e: &hyper_util::client::legacy::Error, flags: &BodyFlags, rec: &Record) -> Deny {
+    if flags.too_large.load(Ordering::Relaxed) {
+        return Deny::BodyTooLarge;
+    }
+    if flags.timed_out.load(Ordering::Relaxed) {
+        return Deny::BodyTimeout;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(ce) = s.downcast_ref::<ConnectError>() {
+            tracing::warn!(upstream = rec.upstream.as_deref(), "{ce}");
+            return match ce {
+                ConnectError::Timeout => Deny::UpstreamTimeout,
+                _ => Deny::UpstreamUnreachable,
+            };
+        }
+        source = s.source();
+    }
+    tracing::warn!(
+        upstream = rec.upstream.as_deref(),
+        "upstream request failed: {e:?}"
+    );
+    Deny::UpstreamFailed
+}
+
+/// An HTTP/1.1 WebSocket upgrade request.
+fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
+    req.version() == Version::HTTP_11
+        && req
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+        && req
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// BOSH and socket.io polling hold a request open on purpose.
+fn is_long_poll(path: &str) -> bool {
+    path.starts_with("/http-bind")
+        || path.starts_with("/httpbinding")
+        || path.starts_with("/socket.io/")
+}

@@ -1,0 +1,203 @@
+//! Header hygiene both ways (SPEC 5): small pure functions.
+//!
+//! Towards the upstream: hop-by-hop headers and the names listed in
+//! `Connection` are removed, every client-supplied forwarding header is
+//! dropped and rebuilt from what deskgate knows, `Host` is the external
+//! host:port. Towards the client: hop-by-hop headers go, and `Server`
+//! carries no version.
+
+use super::client_ip::ClientAddr;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Hop-by-hop headers (RFC 9110 7.6.1 and the usual legacy ones).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("keep-alive"),
+];
+
+/// Forwarding headers a client must never be able to set.
+const FORWARDING: [&str; 8] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-host",
+    "x-real-ip",
+    "x-client-ip",
+    "forwarded",
+    "x-request-id",
+];
+
+/// Removes hop-by-hop headers, including those `Connection` names.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in listed {
+        h.remove(n);
+    }
+    for n in &HOP_BY_HOP {
+        h.remove(n);
+    }
+    h.remove("proxy-connection");
+}
+
+/// What the forwarding headers are built from.
+pub struct Forwarding<'a> {
+    pub client: &'a ClientAddr,
+    pub external_authority: &'a str,
+    pub external_port: u16,
+    pub client_ip_header: &'a str,
+    pub request_id: &'a str,
+    pub upgrade: bool,
+}
+
+/// Turns client request headers into upstream request headers, in place.
+pub fn to_upstream(h: &mut HeaderMap, f: &Forwarding<'_>) {
+    strip_hop_by_hop(h);
+    for n in FORWARDING {
+        h.remove(n);
+    }
+    h.remove(f.client_ip_header);
+    join_cookies(h);
+    let xff = f
+        .client
+        .chain
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    set(h, "x-forwarded-for", &xff);
+    set(h, "x-client-ip", &f.client.ip.to_string());
+    set(h, "x-forwarded-proto", "https");
+    set(h, "x-forwarded-port", &f.external_port.to_string());
+    set(h, "x-forwarded-host", f.external_authority);
+    set(h, "x-request-id", f.request_id);
+    set(h, "host", f.external_authority);
+    if f.upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    }
+}
+
+/// HTTP/2 may split `Cookie`; HTTP/1.1 upstreams need one header (RFC 9113 8.2.3).
+fn join_cookies(h: &mut HeaderMap) {
+    if h.get_all(header::COOKIE).iter().count() > 1 {
+        let joined = h
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if let Ok(v) = HeaderValue::from_str(&joined) {
+            h.insert(header::COOKIE, v);
+        }
+    }
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// Cleans upstream response headers before they reach the client.
+pub fn to_client(h: &mut HeaderMap, upgraded: bool, hsts: bool) {
+    if upgraded {
+        // keep the upgrade handshake; drop only what may not pass
+        h.remove(header::TRANSFER_ENCODING);
+        h.remove("keep-alive");
+    } else {
+        strip_hop_by_hop(h);
+    }
+    h.insert(header::SERVER, HeaderValue::from_static("deskgate"));
+    if hsts {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn client() -> ClientAddr {
+        let ip: IpAddr = "127.0.0.9".parse().expect("ip");
+        ClientAddr {
+            ip,
+            chain: vec![ip],
+        }
+    }
+
+    #[test]
+    fn spoofed_forwarding_headers_are_replaced() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6".parse().expect("v"));
+        h.insert("x-real-ip", "6.6.6.6".parse().expect("v"));
+        h.insert("x-client-ip", "6.6.6.6".parse().expect("v"));
+        h.insert("forwarded", "for=6.6.6.6".parse().expect("v"));
+        h.insert("host", "evil".parse().expect("v"));
+        let c = client();
+        to_upstream(
+            &mut h,
+            &Forwarding {
+                client: &c,
+                external_authority: "f.example.com:8445",
+                external_port: 8445,
+                client_ip_header: "x-real-ip",
+                request_id: "r1",
+                upgrade: false,
+            },
+        );
+        assert_eq!(h["x-forwarded-for"], "127.0.0.9");
+        assert_eq!(h["x-client-ip"], "127.0.0.9");
+        assert_eq!(h["host"], "f.example.com:8445");
+        assert_eq!(h["x-forwarded-port"], "8445");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert!(h.get("x-real-ip").is_none());
+        assert!(h.get("forwarded").is_none());
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "keep-alive, x-secret".parse().expect("v"));
+        h.insert("keep-alive", "timeout=5".parse().expect("v"));
+        h.insert("x-secret", "1".parse().expect("v"));
+        h.insert("te", "trailers".parse().expect("v"));
+        h.insert("proxy-authorization", "Basic eA==".parse().expect("v"));
+        h.insert("x-keep", "1".parse().expect("v"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.get("x-keep").is_some());
+    }
+
+    #[test]
+    fn split_cookies_are_joined() {
+        let mut h = HeaderMap::new();
+        h.append("cookie", "a=1".parse().expect("v"));
+        h.append("cookie", "b=2".parse().expect("v"));
+        join_cookies(&mut h);
+        assert_eq!(h["cookie"], "a=1; b=2");
+    }
+
+    #[test]
+    fn server_header_has_no_version() {
+        let mut h = HeaderMap::new();
+        h.insert("server", "Apache-Coyote/1.1".parse().expect("v"));
+        to_client(&mut h, false, false);
+        assert_eq!(h["server"], "deskgate");
+    }
+}

@@ -1,0 +1,176 @@
+//! Stage 12: the access log, exactly once per request whatever the outcome.
+//!
+//! A `LogGuard` is made when a request arrives and travels with it; the
+//! line is written when the guard drops: after the response body ends, when
+//! the client goes away mid-answer, or when the request future is
+//! cancelled (status 499, as nginx logs it). Lines are JSON, written by a
+//! dedicated thread so the request path never waits on the disk; SIGUSR1
+//! reopens the file (logrotate). No secrets: no query strings, no headers
+//! but the host.
+
+use crate::body::OnFinish;
+use deskgate_config::LogTarget;
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+enum Msg {
+    Line(String),
+    Reopen,
+}
+
+/// Handle to the access log writer thread.
+pub struct AccessLog {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl AccessLog {
+    /// Starts the writer. A file that cannot be opened is an error at start.
+    pub fn start(target: LogTarget) -> std::io::Result<Arc<AccessLog>> {
+        let mut out = open(&target)?;
+        let (tx, rx) = mpsc::channel::<Msg>();
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut next = Some(first);
+                    while let Some(msg) = next.take() {
+                        match msg {
+                            Msg::Line(l) => {
+                                let _ = out.write_all(l.as_bytes());
+                            }
+                            Msg::Reopen => {
+                                let _ = out.flush();
+                                match open(&target) {
+                                    Ok(o) => out = o,
+                                    Err(e) => tracing::error!("cannot reopen the access log: {e}"),
+                                }
+                            }
+                        }
+                        next = rx.try_recv().ok();
+                    }
+                    let _ = out.flush();
+                }
+            })?;
+        Ok(Arc::new(AccessLog { tx }))
+    }
+
+    /// Reopens the log file (SIGUSR1).
+    pub fn reopen(&self) {
+        let _ = self.tx.send(Msg::Reopen);
+    }
+
+    fn write(&self, line: String) {
+        let _ = self.tx.send(Msg::Line(line));
+    }
+}
+
+fn open(target: &LogTarget) -> std::io::Result<Box<dyn Write + Send>> {
+    Ok(match target {
+        LogTarget::Stdout => Box::new(std::io::BufWriter::new(std::io::stdout())),
+        LogTarget::File(p) => Box::new(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?,
+        )),
+    })
+}
+
+/// The fields of one access log line, filled in as the request goes.
+#[derive(Debug, Default)]
+pub struct Record {
+    pub request_id: String,
+    pub listener: String,
+    pub peer: Option<IpAddr>,
+    pub client_ip: Option<IpAddr>,
+    pub user: Option<String>,
+    pub host: Option<String>,
+    pub upstream: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub proto: &'static str,
+    pub status: u16,
+    pub deny: Option<&'static str>,
+    pub upstream_header_ms: Option<u64>,
+    pub cache: &'static str,
+}
+
+/// Writes the record when dropped. One per request.
+pub struct LogGuard {
+    pub record: Record,
+    started: Instant,
+    bytes: u64,
+    completed: bool,
+    log: Arc<AccessLog>,
+    /// Released when the request is over (connection keep-alive accounting).
+    _in_flight: Option<Box<dyn Send>>,
+}
+
+impl LogGuard {
+    pub fn new(log: Arc<AccessLog>, record: Record, in_flight: Option<Box<dyn Send>>) -> Self {
+        LogGuard {
+            record,
+            started: Instant::now(),
+            bytes: 0,
+            completed: false,
+            log,
+            _in_flight: in_flight,
+        }
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn line(&self) -> String {
+        let r = &self.record;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut v = serde_json::json!({
+            "ts": format!("{}.{:03}", now.as_secs(), now.subsec_millis()),
+            "id": r.request_id,
+            "listener": r.listener,
+            "client": r.client_ip.map(|i| i.to_string()),
+            "peer": r.peer.map(|i| i.to_string()),
+            "user": r.user,
+            "host": r.host,
+            "upstream": r.upstream,
+            "method": r.method,
+            "path": r.path,
+            "proto": r.proto,
+            "status": if r.status == 0 { 499 } else { r.status },
+            "bytes": self.bytes,
+            "ms": self.elapsed_ms(),
+            "upstream_header_ms": r.upstream_header_ms,
+            "cache": r.cache,
+        });
+        if let Some(d) = r.deny {
+            v["deny"] = serde_json::Value::from(d);
+        }
+        if r.status != 0 && !self.completed {
+            v["incomplete"] = serde_json::Value::from(true);
+        }
+        let mut s = v.to_string();
+        s.push('\n');
+        s
+    }
+}
+
+impl OnFinish for LogGuard {
+    fn finish(mut self: Box<Self>, bytes: u64, completed: bool) {
+        self.bytes = bytes;
+        self.completed = completed;
+        // drop writes the line
+    }
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        let line = self.line();
+        self.log.write(line);
+    }
+}
