@@ -1,1 +1,57 @@
+//! Test harness: certificates made at test time, TLS clients that can send
+//! anything, mock upstreams that misbehave on purpose, real nginx and
+//! Prosody on loopback, and deskgate itself on port 0.
+#![forbid(unsafe_code)]
 
+pub mod client;
+pub mod deskgate;
+pub mod mock;
+pub mod nginx;
+pub mod pki;
+pub mod prosody;
+
+/// A port that was free a moment ago, for servers that cannot bind port 0
+/// and report it (nginx, Prosody). deskgate itself always binds port 0.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Waits until something accepts TCP connections on `addr` (readiness, not sleep).
+pub async fn wait_listening(addr: std::net::SocketAddr, what: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{what} did not start listening on {addr} within 20 s");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Finds a program on PATH; tests that need it say loudly when it is missing.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([
+            std::path::PathBuf::from("/usr/sbin"),
+            std::path::PathBuf::from("/sbin"),
+        ])
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// The external tools the real-peer tests need: when missing, the test fails
+/// with this message unless DESKGATE_ALLOW_MISSING_TOOLS=1 (never in CI).
+pub fn require(program: &str) -> Option<std::path::PathBuf> {
+    match which(program) {
+        Some(p) => Some(p),
+        None if std::env::var("DESKGATE_ALLOW_MISSING_TOOLS").as_deref() == Ok("1") => {
+            eprintln!("SKIPPED LOUDLY: {program} is not installed (run .ci/install-test-tools)");
+            None
+        }
+        None => panic!("{program} is not installed: run .ci/install-test-tools (or set DESKGATE_ALLOW_MISSING_TOOLS=1 to skip)"),
+    }
+}

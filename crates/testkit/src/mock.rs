@@ -1,0 +1,216 @@
+//! Mock upstreams that misbehave on purpose: echo, slow, reset mid-body,
+//! and a WebSocket endpoint that echoes raw bytes and records them.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Behaviour {
+    /// 200 with the request head as the body.
+    Echo,
+    /// Accepts and reads the request, never answers.
+    Slow,
+    /// Sends a head promising 100000 bytes, 1000 bytes, then a TCP reset.
+    ResetMidBody,
+    /// 101 for upgrades (with `xmpp` when offered), then echoes raw bytes.
+    WebSocketEcho,
+}
+
+/// A running mock; the task stops when this is dropped.
+pub struct Mock {
+    pub addr: SocketAddr,
+    /// Request heads seen, in order.
+    pub heads: Arc<Mutex<Vec<String>>>,
+    /// Raw bytes received after an upgrade.
+    pub tunnel_bytes: Arc<Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Mock {
+    pub async fn start(behaviour: Behaviour, tls: Option<Arc<rustls::ServerConfig>>) -> Mock {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let tunnel_bytes = Arc::new(Mutex::new(Vec::new()));
+        let (h, t) = (heads.clone(), tunnel_bytes.clone());
+        let acceptor = tls.map(TlsAcceptor::from);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = l.accept().await else {
+                    continue;
+                };
+                let (h, t, acceptor) = (h.clone(), t.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    // dropping the socket then resets instead of closing (ResetMidBody)
+                    // linger 0 does not block on drop: it sends RST at once, which is the point
+                    #[allow(deprecated)]
+                    let _ = s.set_linger(Some(Duration::ZERO));
+                    match acceptor {
+                        Some(a) => {
+                            if let Ok(tls) = a.accept(s).await {
+                                serve(tls, behaviour, h, t).await;
+                            }
+                        }
+                        None => serve(s, behaviour, h, t).await,
+                    }
+                });
+            }
+        });
+        Mock {
+            addr,
+            heads,
+            tunnel_bytes,
+            task,
+        }
+    }
+
+    pub fn last_head(&self) -> String {
+        self.heads
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+async fn read_head<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Option<(String, usize)> {
+    loop {
+        if let Some(end) = find(buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            buf.drain(..end + 4);
+            let len = head
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or(0);
+            return Some((head, len));
+        }
+        let mut tmp = [0u8; 8192];
+        let n = s.read(&mut tmp).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    b: Behaviour,
+    heads: Arc<Mutex<Vec<String>>>,
+    tunnel: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut buf = Vec::new();
+    while let Some((head, len)) = read_head(&mut s, &mut buf).await {
+        // read (and discard) the body, chunked or not
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        let body_len;
+        if chunked {
+            loop {
+                if find(&buf, b"0\r\n\r\n").is_some() {
+                    body_len = buf.len();
+                    buf.clear();
+                    break;
+                }
+                let mut tmp = [0u8; 8192];
+                match s.read(&mut tmp).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                }
+            }
+        } else {
+            while buf.len() < len {
+                let mut tmp = [0u8; 8192];
+                match s.read(&mut tmp).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                }
+            }
+            body_len = len;
+            buf.drain(..len);
+        }
+        heads.lock().expect("lock").push(head.clone());
+        match b {
+            Behaviour::Echo => {
+                let body = format!("{head}\r\nbody-bytes: {body_len}\r\n");
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nServer: mock-upstream/9.9\r\nX-Upstream: yes\r\n\r\n{body}",
+                    body.len()
+                );
+                if s.write_all(resp.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            Behaviour::Slow => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return;
+            }
+            Behaviour::ResetMidBody => {
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                    .await;
+                let _ = s.write_all(&[b'x'; 1000]).await;
+                let _ = s.flush().await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return; // dropped with SO_LINGER 0: a reset
+            }
+            Behaviour::WebSocketEcho => {
+                let key = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("sec-websocket-key"))
+                    .map(|(_, v)| v.trim().to_string())
+                    .unwrap_or_default();
+                let proto = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("sec-websocket-protocol"))
+                    .map(|(_, v)| v.to_string());
+                let accept =
+                    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+                let mut resp = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n");
+                if proto.is_some_and(|p| p.split(',').any(|x| x.trim() == "xmpp")) {
+                    resp.push_str("Sec-WebSocket-Protocol: xmpp\r\n");
+                }
+                resp.push_str("\r\n");
+                if s.write_all(resp.as_bytes()).await.is_err() {
+                    return;
+                }
+                if !buf.is_empty() {
+                    tunnel.lock().expect("lock").extend_from_slice(&buf);
+                    let _ = s.write_all(&buf).await;
+                }
+                let mut tmp = vec![0u8; 65536];
+                loop {
+                    match s.read(&mut tmp).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            tunnel.lock().expect("lock").extend_from_slice(&tmp[..n]);
+                            if s.write_all(&tmp[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
