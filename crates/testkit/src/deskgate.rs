@@ -16,6 +16,14 @@ pub struct Gate {
 impl Gate {
     /// Writes `toml` next to the PKI files and starts side A from it.
     pub async fn start(pki: &Pki, toml: &str) -> Gate {
+        // server logs go to the test output (shown for failing tests); RUST_LOG tunes them
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let path = pki.path().join("deskgate.toml");
         std::fs::write(&path, toml).expect("write config");
         let d = match deskgate_config::load(&path) {

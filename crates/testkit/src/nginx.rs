@@ -72,7 +72,6 @@ http {{
     scgi_temp_path {dir}/tmp/scgi;
     server {{
         listen 127.0.0.1:{port} ssl;
-        http2 on;
         server_name {name};
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -94,7 +93,7 @@ http {{
                 key = cert.key.display(),
             );
             let conf_path = dir.join("nginx.conf");
-            std::fs::write(&conf_path, conf.replace("http2 on;", "")).expect("conf");
+            std::fs::write(&conf_path, conf).expect("conf");
             let child = Command::new(&bin)
                 .arg("-c")
                 .arg(&conf_path)

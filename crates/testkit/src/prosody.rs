@@ -22,6 +22,10 @@ impl Prosody {
         std::fs::create_dir_all(dir.join("data")).expect("mkdir");
         std::fs::create_dir_all(dir.join("certs")).expect("mkdir");
         let cert = pki.server("prosody", &[name]);
+        // Prosody picks its certificate by SNI from the certificates folder
+        std::fs::copy(&cert.cert, dir.join("certs").join(format!("{name}.crt")))
+            .expect("copy cert");
+        std::fs::copy(&cert.key, dir.join("certs").join(format!("{name}.key"))).expect("copy key");
         for _attempt in 0..5 {
             let port = crate::free_port();
             let cfg = format!(
@@ -50,8 +54,10 @@ c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 authentication = "internal_hashed"
 VirtualHost "localhost"
+    http_host = "{name}"
 "#,
                 dir = dir.display(),
+                name = name,
                 cert = cert.cert.display(),
                 key = cert.key.display(),
             );
