@@ -38,28 +38,29 @@ pub fn load(path: &Path) -> Result<Deployment, ConfigError> {
 
 /// Parses and validates config text; `path` names it in messages and anchors relative paths.
 pub fn load_str(text: &str, path: &Path) -> Result<Deployment, ConfigError> {
-    let one = |line, message: String, hint: &str| ConfigError {
+    let one = |line, key: Option<KeyPath>, message: String, hint: &str| ConfigError {
         problems: vec![Problem {
             file: path.to_path_buf(),
             line,
-            key: KeyPath::root(),
+            key: key.unwrap_or_default(),
             message,
             hint: hint.into(),
         }],
     };
     let doc = ImDocument::parse(text.to_string()).map_err(|e| {
         let line = e.span().map(|s| spans::line_of_offset(text, s.start));
-        one(line, flatten(e.message()), "fix the TOML syntax")
+        one(line, None, flatten(e.message()), "fix the TOML syntax")
     })?;
     let model: file::FileConfig = toml_edit::de::from_document(doc.clone()).map_err(|e| {
         let line = e.span().map(|s| spans::line_of_offset(text, s.start));
+        let key = e.span().and_then(|s| spans::path_at(&doc, s.start));
         let msg = flatten(e.message());
         let hint = if msg.contains("unknown field") {
             "remove or correct the key; see examples/deskgate.toml for every key"
         } else {
             "correct the value's type"
         };
-        one(line, msg, hint)
+        one(line, key, msg, hint)
     })?;
     validate::validate(model, path).map_err(|list| ConfigError {
         problems: list

@@ -65,3 +65,31 @@ mod tests {
         assert_eq!(line_of(&doc, &p), Some(1));
     }
 }
+
+/// The key path of the last key that starts at or before `offset`: where a
+/// parse error reported by serde (unknown key, wrong type) sits.
+pub fn path_at(doc: &ImDocument<String>, offset: usize) -> Option<KeyPath> {
+    let mut best: Option<(usize, KeyPath)> = None;
+    collect(doc.as_table(), &KeyPath::root(), offset, &mut best);
+    best.map(|(_, p)| p)
+}
+
+fn collect(t: &Table, here: &KeyPath, offset: usize, best: &mut Option<(usize, KeyPath)>) {
+    for (k, item) in t.iter() {
+        let path = here.key(k);
+        if let Some(s) = t.key(k).and_then(|key| key.span()) {
+            if s.start <= offset && best.as_ref().is_none_or(|(b, _)| s.start >= *b) {
+                *best = Some((s.start, path.clone()));
+            }
+        }
+        match item {
+            Item::Table(inner) => collect(inner, &path, offset, best),
+            Item::ArrayOfTables(a) => {
+                for (i, inner) in a.iter().enumerate() {
+                    collect(inner, &path.index(i), offset, best);
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -12,6 +12,8 @@ use tokio_rustls::TlsAcceptor;
 pub enum Behaviour {
     /// 200 with the request head as the body.
     Echo,
+    /// Like `Echo`, one second late (for drain tests).
+    DelayedEcho,
     /// Accepts and reads the request, never answers.
     Slow,
     /// Sends a head promising 100000 bytes, 1000 bytes, then a TCP reset.
@@ -148,8 +150,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             buf.drain(..len);
         }
         heads.lock().expect("lock").push(head.clone());
+        if let Behaviour::DelayedEcho = b {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
         match b {
-            Behaviour::Echo => {
+            Behaviour::Echo | Behaviour::DelayedEcho => {
                 let body = format!("{head}\r\nbody-bytes: {body_len}\r\n");
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nServer: mock-upstream/9.9\r\nX-Upstream: yes\r\n\r\n{body}",
