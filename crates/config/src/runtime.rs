@@ -98,7 +98,7 @@ impl Listener {
         let sni = sni.to_ascii_lowercase();
         self.certs
             .iter()
-            .find(|c| c.names.iter().any(|n| *n == sni))
+            .find(|c| c.names.contains(&sni))
             .or_else(|| {
                 self.certs
                     .iter()

@@ -51,21 +51,6 @@ fn walk_table(table: &Table, rest: &[Seg], best: Option<usize>) -> Option<usize>
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_lines_of_nested_keys() {
-        let text = "a = 1\n[[listener]]\nbind = \"x\"\n[[listener]]\nside = \"b\"\nbind = \"y\"\n";
-        let doc: ImDocument<String> = ImDocument::parse(text.to_string()).expect("parse");
-        let p = KeyPath::root().key("listener").index(1).key("bind");
-        assert_eq!(line_of(&doc, &p), Some(6));
-        let p = KeyPath::root().key("a");
-        assert_eq!(line_of(&doc, &p), Some(1));
-    }
-}
-
 /// The key path of the last key that starts at or before `offset`: where a
 /// parse error reported by serde (unknown key, wrong type) sits.
 pub fn path_at(doc: &ImDocument<String>, offset: usize) -> Option<KeyPath> {
@@ -91,5 +76,20 @@ fn collect(t: &Table, here: &KeyPath, offset: usize, best: &mut Option<(usize, K
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_lines_of_nested_keys() {
+        let text = "a = 1\n[[listener]]\nbind = \"x\"\n[[listener]]\nside = \"b\"\nbind = \"y\"\n";
+        let doc: ImDocument<String> = ImDocument::parse(text.to_string()).expect("parse");
+        let p = KeyPath::root().key("listener").index(1).key("bind");
+        assert_eq!(line_of(&doc, &p), Some(6));
+        let p = KeyPath::root().key("a");
+        assert_eq!(line_of(&doc, &p), Some(1));
     }
 }

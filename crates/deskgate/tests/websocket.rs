@@ -73,7 +73,7 @@ async fn large_and_fragmented_frames_pass_unchanged() {
     )
     .await;
     let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
-    let (mut s, head) = upgrade(&client, "/ws/").await;
+    let (s, head) = upgrade(&client, "/ws/").await;
     let lower = head.to_lowercase();
     assert!(lower.starts_with("http/1.1 101"), "{head}");
     assert!(lower.contains("sec-websocket-protocol: xmpp"), "{head}");

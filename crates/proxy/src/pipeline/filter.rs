@@ -44,7 +44,7 @@ pub fn check(
     if let Some(hosts) = &global.referer_hosts {
         if let Some(r) = headers.get(http::header::REFERER) {
             let host = r.to_str().ok().and_then(referer_host);
-            if !host.is_some_and(|h| hosts.iter().any(|a| *a == h)) {
+            if !host.is_some_and(|h| hosts.contains(&h)) {
                 return Err(Deny::Referer);
             }
         }
