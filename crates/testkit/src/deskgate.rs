@@ -170,6 +170,7 @@ side = "a"
 [[internal]]
 side = "a"
 bind = "127.0.0.1:0"
+admin_socket = "{admin}"
 
 [log]
 access = "{log}"
@@ -185,6 +186,7 @@ access = "{log}"
         internal = s.internal,
         up = s.upstream,
         log = log.display(),
+        admin = pki.path().join("admin.sock").display(),
         extra = s.extra,
         component_extra = s.component_extra,
         tls_extra = s.tls_extra,

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod deskgate;
+pub mod h2raw;
 pub mod mock;
 pub mod nginx;
 pub mod pki;

@@ -29,6 +29,8 @@ pub struct Mock {
     pub heads: Arc<Mutex<Vec<String>>>,
     /// Raw bytes received after an upgrade.
     pub tunnel_bytes: Arc<Mutex<Vec<u8>>>,
+    /// TCP connections accepted (to see pooling).
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -45,15 +47,18 @@ impl Mock {
         let heads = Arc::new(Mutex::new(Vec::new()));
         let tunnel_bytes = Arc::new(Mutex::new(Vec::new()));
         let (h, t) = (heads.clone(), tunnel_bytes.clone());
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = connections.clone();
         let acceptor = tls.map(TlsAcceptor::from);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((s, _)) = l.accept().await else {
                     continue;
                 };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (h, t, acceptor) = (h.clone(), t.clone(), acceptor.clone());
                 tokio::spawn(async move {
-                    // dropping the socket then resets instead of closing (ResetMidBody)
+                    // dropping the socket then resets instead of closing (ResetMidBody);
                     // linger 0 does not block on drop: it sends RST at once, which is the point
                     #[allow(deprecated)]
                     let _ = s.set_linger(Some(Duration::ZERO));
@@ -72,6 +77,7 @@ impl Mock {
             addr,
             heads,
             tunnel_bytes,
+            connections,
             task,
         }
     }

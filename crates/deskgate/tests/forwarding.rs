@@ -1,0 +1,146 @@
+//! Forwarding behaviour: pooled upstream connections, long-polls exempt
+//! from the response timeout, request bodies streamed up.
+
+use bytes::Bytes;
+use deskgate_testkit::client::Client;
+use deskgate_testkit::deskgate::{one_route, Gate, Setup};
+use deskgate_testkit::mock::{Behaviour, Mock};
+use deskgate_testkit::pki::Pki;
+use http::Request;
+use http_body_util::Full;
+use std::sync::atomic::Ordering;
+
+const HOST: &str = "finesse1a.example.com:8445";
+
+fn get(path: &str) -> Request<Full<Bytes>> {
+    Request::get(path)
+        .header("host", HOST)
+        .body(Full::new(Bytes::new()))
+        .expect("req")
+}
+
+#[tokio::test]
+async fn upstream_connections_are_pooled_and_reused() {
+    let pki = Pki::new();
+    let mock = Mock::start(Behaviour::Echo, None).await;
+    let gate = Gate::start(
+        &pki,
+        &one_route(
+            &pki,
+            &Setup {
+                upstream: mock.addr,
+                ..Setup::default()
+            },
+        ),
+    )
+    .await;
+    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    // ten requests from ten client connections, one after the other
+    for _ in 0..10 {
+        assert_eq!(client.get(HOST, "/desktop/").await.status, 200);
+    }
+    assert_eq!(mock.heads.lock().expect("lock").len(), 10);
+    assert_eq!(
+        mock.connections.load(Ordering::SeqCst),
+        1,
+        "one pooled upstream connection served all ten"
+    );
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn long_polls_are_exempt_from_the_response_timeout() {
+    let pki = Pki::new();
+    let mock = Mock::start(Behaviour::DelayedEcho, None).await;
+    let extra = "[timeouts]\nupstream_response = \"300ms\"\n";
+    let gate = Gate::start(
+        &pki,
+        &one_route(
+            &pki,
+            &Setup {
+                upstream: mock.addr,
+                extra,
+                ..Setup::default()
+            },
+        ),
+    )
+    .await;
+    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    // a REST call that takes a second times out...
+    assert_eq!(
+        client
+            .h1(get("/finesse/api/User/1001"))
+            .await
+            .expect("h1")
+            .status,
+        504
+    );
+    // ...a BOSH long-poll that takes a second does not
+    let r = client.h1(get("/http-bind/")).await.expect("h1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn per_component_response_timeout_overrides_the_default() {
+    let pki = Pki::new();
+    let mock = Mock::start(Behaviour::DelayedEcho, None).await;
+    let extra = "[timeouts]\nupstream_response = \"300ms\"\n";
+    let toml = one_route(
+        &pki,
+        &Setup {
+            upstream: mock.addr,
+            extra,
+            component_extra: "response_timeout = \"5s\"",
+            ..Setup::default()
+        },
+    );
+    let gate = Gate::start(&pki, &toml).await;
+    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    assert_eq!(
+        client
+            .h1(get("/finesse/api/User/1001"))
+            .await
+            .expect("h1")
+            .status,
+        200
+    );
+    // the IdS component keeps the global 300 ms
+    let ids = Request::get("/ids/v1/x")
+        .header("host", "idsa.example.com:8445")
+        .body(Full::new(Bytes::new()))
+        .expect("req");
+    assert_eq!(client.h1(ids).await.expect("h1").status, 504);
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn request_bodies_stream_to_the_upstream() {
+    let pki = Pki::new();
+    let mock = Mock::start(Behaviour::Echo, None).await;
+    let gate = Gate::start(
+        &pki,
+        &one_route(
+            &pki,
+            &Setup {
+                upstream: mock.addr,
+                ..Setup::default()
+            },
+        ),
+    )
+    .await;
+    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    let body = vec![b'q'; 5 * 1024 * 1024];
+    let req = Request::put("/finesse/api/User/1001")
+        .header("host", HOST)
+        .body(Full::new(Bytes::from(body.clone())))
+        .expect("req");
+    let r = client.h1(req).await.expect("h1");
+    assert!(r.text().contains("body-bytes: 5242880"), "{}", r.text());
+    let req = Request::put(format!("https://{HOST}/finesse/api/User/1001"))
+        .body(Full::new(Bytes::from(body)))
+        .expect("req");
+    let r = client.h2(req).await.expect("h2");
+    assert!(r.text().contains("body-bytes: 5242880"), "{}", r.text());
+    gate.stop().await;
+}

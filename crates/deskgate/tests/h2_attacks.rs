@@ -1,0 +1,121 @@
+//! HTTP/2 abuse with hand-made frames: rapid reset (CVE-2023-44487) and
+//! CONTINUATION floods. deskgate must cut the connection early, spend
+//! little upstream, and keep serving everyone else.
+
+use deskgate_testkit::client::Client;
+use deskgate_testkit::deskgate::{one_route, Gate, Setup};
+use deskgate_testkit::h2raw::*;
+use deskgate_testkit::mock::{Behaviour, Mock};
+use deskgate_testkit::pki::Pki;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const HOST: &str = "finesse1a.example.com:8445";
+
+async fn setup() -> (Pki, Mock, Gate, Client) {
+    let pki = Pki::new();
+    let mock = Mock::start(Behaviour::Echo, None).await;
+    let gate = Gate::start(
+        &pki,
+        &one_route(
+            &pki,
+            &Setup {
+                upstream: mock.addr,
+                ..Setup::default()
+            },
+        ),
+    )
+    .await;
+    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    (pki, mock, gate, client)
+}
+
+/// Writes `attack` (ignoring write errors once the server hangs up) and
+/// returns the frames the server sent until it closed.
+async fn attack(client: &Client, attack: Vec<u8>) -> Vec<(u8, u8, u32, Vec<u8>)> {
+    let s = client.tls(true).await.expect("tls");
+    let (mut r, mut w) = tokio::io::split(s);
+    let writer = tokio::spawn(async move {
+        let _ = w.write_all(&preface()).await;
+        for chunk in attack.chunks(16 * 1024) {
+            if w.write_all(chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = w.flush().await;
+        w
+    });
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), r.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the server kept the abusive connection open");
+    let _ = writer.await;
+    parse(&got)
+}
+
+#[tokio::test]
+async fn rapid_reset_gets_goaway() {
+    let (_pki, mock, gate, client) = setup().await;
+    let mut burst = Vec::new();
+    for i in 0..5000u32 {
+        let id = 2 * i + 1;
+        burst.extend(frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            id,
+            &get_block(HOST, "/desktop/"),
+        ));
+        burst.extend(frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+    }
+    let frames = attack(&client, burst).await;
+    let goaway = frames
+        .iter()
+        .find(|f| f.0 == GOAWAY)
+        .expect("a GOAWAY frame");
+    let code = u32::from_be_bytes([goaway.3[4], goaway.3[5], goaway.3[6], goaway.3[7]]);
+    assert_eq!(code, 0xb, "ENHANCE_YOUR_CALM");
+    let reached = mock.heads.lock().expect("lock").len();
+    eprintln!("{reached} of 5000 reset streams reached the upstream");
+    assert!(
+        reached <= 50,
+        "{reached} reset streams reached the upstream"
+    );
+    assert_eq!(
+        client.get(HOST, "/desktop/").await.status,
+        200,
+        "others are still served"
+    );
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn continuation_flood_is_cut_off() {
+    let (_pki, mock, gate, client) = setup().await;
+    let mut flood = frame(HEADERS, END_STREAM, 1, &get_block(HOST, "/desktop/"));
+    let value = "v".repeat(100);
+    for i in 0..20_000u32 {
+        flood.extend(frame(
+            CONTINUATION,
+            0,
+            1,
+            &literal(&format!("x-junk-{i}"), &value),
+        ));
+    }
+    let frames = attack(&client, flood).await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.0 == GOAWAY || f.0 == RST_STREAM || f.0 == HEADERS),
+        "expected a refusal, got {} frames",
+        frames.len()
+    );
+    assert!(
+        mock.heads.lock().expect("lock").is_empty(),
+        "the flooded request reached the upstream"
+    );
+    assert_eq!(
+        client.get(HOST, "/desktop/").await.status,
+        200,
+        "others are still served"
+    );
+    gate.stop().await;
+}
