@@ -112,12 +112,14 @@ async fn large_and_fragmented_frames_pass_unchanged() {
         .await
         .expect("echo in time")
         .expect("read echo");
-    let _w = writer.await.expect("writer");
+    let w = writer.await.expect("writer");
     assert!(back == sent, "bytes changed on the way back");
     assert!(
         *mock.tunnel_bytes.lock().expect("lock") == sent,
         "bytes changed on the way up"
     );
+    // the client leaves: the tunnel ends, and the drain has nothing to wait for
+    drop((r, w));
     gate.stop().await;
 }
 
@@ -180,4 +182,49 @@ async fn upgrade_to_a_path_outside_the_set_is_refused() {
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     assert!(mock.heads.lock().expect("lock").is_empty());
     gate.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_keeps_tunnels_through_the_drain_then_closes_them_with_1001() {
+    let pki = Pki::new();
+    let mock = Mock::start(Behaviour::WebSocketEcho, None).await;
+    let extra = "[timeouts]\ndrain = \"2s\"\n";
+    let gate = Gate::start(
+        &pki,
+        &one_route(
+            &pki,
+            &Setup {
+                upstream: mock.addr,
+                extra,
+                ..Setup::default()
+            },
+        ),
+    )
+    .await;
+    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    let (mut s, head) = upgrade(&client, "/ws/").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(gate.stop());
+    // during the drain the tunnel still works
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let f = frame(true, 0x9, b"still there?", [2, 4, 6, 8]);
+    s.write_all(&f).await.expect("write during drain");
+    let mut back = vec![0u8; f.len()];
+    s.read_exact(&mut back).await.expect("echo during drain");
+    assert_eq!(back, f);
+    // then it gets a close frame, 1001 going away, and the end
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+    assert_eq!(
+        rest,
+        vec![0x88, 0x02, 0x03, 0xE9],
+        "expected a 1001 close frame"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "closed before the drain time: {:?}",
+        started.elapsed()
+    );
+    stopping.await.expect("stop");
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 /// State shared by every connection of one instance.
@@ -88,6 +88,8 @@ pub async fn until(rx: &mut watch::Receiver<bool>) {
 
 /// What the pipeline knows about the connection a request came on.
 pub struct ConnInfo {
+    /// The connection's slot under the global cap; a tunnel keeps it until it ends.
+    _slot: OwnedSemaphorePermit,
     pub peer: SocketAddr,
     pub listener: Arc<Listener>,
     pub sni: Option<String>,
@@ -131,10 +133,9 @@ pub async fn serve(tcp: TcpListener, listener: Arc<Listener>, shared: Arc<Shared
             shared.clone(),
             builder.clone(),
         );
-        tokio::spawn(async move {
-            connection(stream, peer, acceptor, listener, shared, builder).await;
-            drop(permit);
-        });
+        tokio::spawn(connection(
+            stream, peer, permit, acceptor, listener, shared, builder,
+        ));
     }
 }
 
@@ -162,6 +163,7 @@ fn http_builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
     acceptor: TlsAcceptor,
     listener: Arc<Listener>,
     shared: Arc<Shared>,
@@ -187,6 +189,7 @@ async fn connection(
     let is_h2 = session.alpn_protocol() == Some(b"h2");
     let activity = Activity::new();
     let info = Arc::new(ConnInfo {
+        _slot: slot,
         peer,
         listener,
         sni,

@@ -31,7 +31,7 @@ pub async fn forward(
     route: &Route,
     path: &NormalPath,
     client: &ClientAddr,
-    conn: &ConnInfo,
+    conn: &Arc<ConnInfo>,
     rec: &mut Record,
 ) -> Result<Response<ProxyBody>, Deny> {
     let snap = &conn.shared.snapshot;
@@ -101,13 +101,14 @@ pub async fn forward(
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
             let idle = d.timeouts.tunnel_idle;
             let stop = conn.shared.hard_stop();
+            // the tunnel holds the connection (and its slot under the cap) until it ends
+            let conn = conn.clone();
             tokio::spawn(async move {
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                    Ok((c, u)) => {
-                        tunnel::run(c, u, idle, stop).await;
-                    }
+                    Ok((c, u)) => tunnel::run(c, u, idle, stop).await,
                     Err(e) => tracing::debug!("upgrade failed: {e}"),
                 }
+                drop(conn);
             });
             let (parts, _) = resp.into_parts();
             return Ok(Response::from_parts(parts, empty()));

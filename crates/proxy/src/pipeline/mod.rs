@@ -81,7 +81,7 @@ pub async fn handle(
 /// Steps 2 to 10, in order.
 async fn run(
     req: Request<Incoming>,
-    conn: &ConnInfo,
+    conn: &Arc<ConnInfo>,
     rec: &mut log::Record,
 ) -> Result<Response<ProxyBody>, Deny> {
     let d = &conn.shared.snapshot.deployment;
