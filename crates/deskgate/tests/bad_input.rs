@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use deskgate_testkit::client::{Client, Resp};
-use deskgate_testkit::deskgate::{one_route, Gate, Setup};
+use deskgate_testkit::deskgate::{one_route, rig, Gate, Setup};
 use deskgate_testkit::mock::{Behaviour, Mock};
 use deskgate_testkit::pki::Pki;
 use http::Request;
@@ -25,22 +25,6 @@ fn assert_no_leak(r: &Resp, upstream: &Mock) {
     }
 }
 
-async fn setup(behaviour: Behaviour, extra: &str) -> (Pki, Mock, Gate, Client) {
-    let pki = Pki::new();
-    let mock = Mock::start(behaviour, None).await;
-    let toml = one_route(
-        &pki,
-        &Setup {
-            upstream: mock.addr,
-            extra,
-            ..Setup::default()
-        },
-    );
-    let gate = Gate::start(&pki, &toml).await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
-    (pki, mock, gate, client)
-}
-
 fn raw_get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n").into_bytes()
 }
@@ -54,7 +38,7 @@ fn status_of(raw: &str) -> u16 {
 
 #[tokio::test]
 async fn path_bypass_variants_never_reach_the_upstream() {
-    let (_pki, mock, gate, client) = setup(Behaviour::Echo, "").await;
+    let (_pki, mock, gate, client) = rig(Behaviour::Echo, "").await;
     let cases: &[(&str, u16)] = &[
         ("/desktop/../cfadmin", 403),
         ("/desktop/%2e%2e/cfadmin", 403),
@@ -123,7 +107,7 @@ async fn path_bypass_variants_never_reach_the_upstream() {
 
 #[tokio::test]
 async fn unknown_hosts_ports_and_misdirected_h2_get_421() {
-    let (_pki, mock, gate, client) = setup(Behaviour::Echo, "").await;
+    let (_pki, mock, gate, client) = rig(Behaviour::Echo, "").await;
     assert_eq!(
         client
             .get("unknown.example.com:8445", "/desktop/")
@@ -178,7 +162,7 @@ async fn unknown_hosts_ports_and_misdirected_h2_get_421() {
 
 #[tokio::test]
 async fn methods_outside_the_component_set_get_405() {
-    let (_pki, mock, gate, client) = setup(Behaviour::Echo, "").await;
+    let (_pki, mock, gate, client) = rig(Behaviour::Echo, "").await;
     for m in ["TRACE", "CONNECT", "PATCH"] {
         let raw = client
             .raw(
@@ -198,7 +182,7 @@ async fn methods_outside_the_component_set_get_405() {
 #[tokio::test]
 async fn oversized_bodies_and_heads_are_refused() {
     let extra = "[limits]\nmax_body = \"64KB\"\n";
-    let (_pki, mock, gate, client) = setup(Behaviour::Echo, extra).await;
+    let (_pki, mock, gate, client) = rig(Behaviour::Echo, extra).await;
     // declared too large: 413 before anything is read
     let raw = client
         .raw(
@@ -274,7 +258,7 @@ async fn oversized_bodies_and_heads_are_refused() {
 #[tokio::test]
 async fn slow_upstream_gets_504_without_leaks() {
     let extra = "[timeouts]\nupstream_response = \"1s\"\n";
-    let (_pki, mock, gate, client) = setup(Behaviour::Slow, extra).await;
+    let (_pki, mock, gate, client) = rig(Behaviour::Slow, extra).await;
     let r = client.get(HOST, "/desktop/").await;
     assert_eq!(r.status, 504);
     assert_no_leak(&r, &mock);
@@ -318,7 +302,7 @@ async fn dead_upstream_gets_502_without_leaks_and_deskgate_keeps_serving() {
 
 #[tokio::test]
 async fn upstream_reset_mid_body_cuts_the_answer_and_deskgate_keeps_serving() {
-    let (pki, _mock, gate, client) = setup(Behaviour::ResetMidBody, "").await;
+    let (pki, _mock, gate, client) = rig(Behaviour::ResetMidBody, "").await;
     let req = Request::get("/desktop/big")
         .header("host", HOST)
         .body(Full::new(Bytes::new()))
@@ -343,7 +327,7 @@ async fn upstream_reset_mid_body_cuts_the_answer_and_deskgate_keeps_serving() {
 
 #[tokio::test]
 async fn plain_http_on_the_tls_port_is_closed() {
-    let (_pki, mock, gate, _client) = setup(Behaviour::Echo, "").await;
+    let (_pki, mock, gate, _client) = rig(Behaviour::Echo, "").await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(gate.addr("front"))
         .await
@@ -364,7 +348,7 @@ async fn plain_http_on_the_tls_port_is_closed() {
 
 #[tokio::test]
 async fn every_request_is_logged_exactly_once() {
-    let (_pki, _mock, gate, client) = setup(Behaviour::Echo, "").await;
+    let (_pki, _mock, gate, client) = rig(Behaviour::Echo, "").await;
     let reqs = vec![
         Request::get("/desktop/")
             .header("host", HOST)

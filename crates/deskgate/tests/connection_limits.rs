@@ -3,35 +3,14 @@
 //! and request count. Each ends the offender while deskgate keeps serving.
 
 use bytes::Bytes;
-use deskgate_testkit::client::Client;
-use deskgate_testkit::deskgate::{one_route, Gate, Setup};
-use deskgate_testkit::mock::{Behaviour, Mock};
-use deskgate_testkit::pki::Pki;
+use deskgate_testkit::deskgate::rig;
+use deskgate_testkit::mock::Behaviour;
 use http::Request;
 use http_body_util::Full;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HOST: &str = "finesse1a.example.com:8445";
-
-async fn setup(behaviour: Behaviour, extra: &str) -> (Pki, Mock, Gate, Client) {
-    let pki = Pki::new();
-    let mock = Mock::start(behaviour, None).await;
-    let gate = Gate::start(
-        &pki,
-        &one_route(
-            &pki,
-            &Setup {
-                upstream: mock.addr,
-                extra,
-                ..Setup::default()
-            },
-        ),
-    )
-    .await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
-    (pki, mock, gate, client)
-}
 
 /// Reads until the peer closes; returns what came and how long it took.
 async fn until_closed<S: AsyncReadExt + Unpin>(s: &mut S) -> (Vec<u8>, Duration) {
@@ -43,8 +22,7 @@ async fn until_closed<S: AsyncReadExt + Unpin>(s: &mut S) -> (Vec<u8>, Duration)
 
 #[tokio::test]
 async fn connections_over_the_global_cap_are_closed_at_accept() {
-    let (_pki, _mock, gate, client) =
-        setup(Behaviour::Echo, "[limits]\nmax_connections = 2\n").await;
+    let (_pki, _mock, gate, client) = rig(Behaviour::Echo, "[limits]\nmax_connections = 2\n").await;
     let a = client.tls(false).await.expect("first");
     let b = client.tls(false).await.expect("second");
     assert!(
@@ -69,7 +47,7 @@ async fn connections_over_the_global_cap_are_closed_at_accept() {
 #[tokio::test]
 async fn a_silent_tls_client_is_dropped_after_the_handshake_timeout() {
     let (_pki, _mock, gate, client) =
-        setup(Behaviour::Echo, "[timeouts]\nhandshake = \"1s\"\n").await;
+        rig(Behaviour::Echo, "[timeouts]\nhandshake = \"1s\"\n").await;
     let mut s = client.tcp().await.expect("tcp");
     let (_, took) = until_closed(&mut s).await;
     assert!(took < Duration::from_secs(5), "took {took:?}");
@@ -79,7 +57,7 @@ async fn a_silent_tls_client_is_dropped_after_the_handshake_timeout() {
 #[tokio::test]
 async fn a_slow_request_head_is_cut() {
     let (_pki, mock, gate, client) =
-        setup(Behaviour::Echo, "[timeouts]\nrequest_head = \"1s\"\n").await;
+        rig(Behaviour::Echo, "[timeouts]\nrequest_head = \"1s\"\n").await;
     let mut s = client.tls(false).await.expect("tls");
     s.write_all(b"GET /desktop/ HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\n")
         .await
@@ -109,7 +87,7 @@ async fn a_slow_request_head_is_cut() {
 #[tokio::test]
 async fn a_stalled_request_body_gets_408() {
     let (_pki, _mock, gate, client) =
-        setup(Behaviour::Echo, "[timeouts]\nbody_idle = \"1s\"\n").await;
+        rig(Behaviour::Echo, "[timeouts]\nbody_idle = \"1s\"\n").await;
     let mut s = client.tls(false).await.expect("tls");
     s.write_all(b"POST /finesse/api/x HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\nContent-Length: 100\r\n\r\n0123456789").await.expect("write");
     let (out, took) = until_closed(&mut s).await;
@@ -122,7 +100,7 @@ async fn a_stalled_request_body_gets_408() {
 #[tokio::test]
 async fn idle_keepalive_connections_are_closed() {
     let (_pki, _mock, gate, client) =
-        setup(Behaviour::Echo, "[timeouts]\nkeepalive = \"1s\"\n").await;
+        rig(Behaviour::Echo, "[timeouts]\nkeepalive = \"1s\"\n").await;
     let mut s = client.tls(false).await.expect("tls");
     s.write_all(b"GET /desktop/ HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\n\r\n")
         .await
@@ -139,7 +117,7 @@ async fn idle_keepalive_connections_are_closed() {
 #[tokio::test]
 async fn keepalive_connections_close_after_the_request_limit() {
     let (_pki, _mock, gate, client) =
-        setup(Behaviour::Echo, "[limits]\nkeepalive_requests = 3\n").await;
+        rig(Behaviour::Echo, "[limits]\nkeepalive_requests = 3\n").await;
     let reqs = (0..4)
         .map(|_| {
             Request::get("/desktop/")
@@ -163,7 +141,7 @@ async fn keepalive_connections_close_after_the_request_limit() {
 
 #[tokio::test]
 async fn a_client_that_leaves_mid_request_is_logged_once_as_499() {
-    let (_pki, mock, gate, client) = setup(Behaviour::Slow, "").await;
+    let (_pki, mock, gate, client) = rig(Behaviour::Slow, "").await;
     let mut s = client.tls(false).await.expect("tls");
     s.write_all(b"GET /desktop/ HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\n\r\n")
         .await

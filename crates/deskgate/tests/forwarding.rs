@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use deskgate_testkit::client::Client;
-use deskgate_testkit::deskgate::{one_route, Gate, Setup};
+use deskgate_testkit::deskgate::{one_route, rig, Gate, Setup};
 use deskgate_testkit::mock::{Behaviour, Mock};
 use deskgate_testkit::pki::Pki;
 use http::Request;
@@ -21,20 +21,7 @@ fn get(path: &str) -> Request<Full<Bytes>> {
 
 #[tokio::test]
 async fn upstream_connections_are_pooled_and_reused() {
-    let pki = Pki::new();
-    let mock = Mock::start(Behaviour::Echo, None).await;
-    let gate = Gate::start(
-        &pki,
-        &one_route(
-            &pki,
-            &Setup {
-                upstream: mock.addr,
-                ..Setup::default()
-            },
-        ),
-    )
-    .await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    let (_pki, mock, gate, client) = rig(Behaviour::Echo, "").await;
     // ten requests from ten client connections, one after the other
     for _ in 0..10 {
         assert_eq!(client.get(HOST, "/desktop/").await.status, 200);
@@ -50,22 +37,8 @@ async fn upstream_connections_are_pooled_and_reused() {
 
 #[tokio::test]
 async fn long_polls_are_exempt_from_the_response_timeout() {
-    let pki = Pki::new();
-    let mock = Mock::start(Behaviour::DelayedEcho, None).await;
     let extra = "[timeouts]\nupstream_response = \"300ms\"\n";
-    let gate = Gate::start(
-        &pki,
-        &one_route(
-            &pki,
-            &Setup {
-                upstream: mock.addr,
-                extra,
-                ..Setup::default()
-            },
-        ),
-    )
-    .await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    let (_pki, _mock, gate, client) = rig(Behaviour::DelayedEcho, extra).await;
     // a REST call that takes a second times out...
     assert_eq!(
         client
@@ -116,20 +89,7 @@ async fn per_component_response_timeout_overrides_the_default() {
 
 #[tokio::test]
 async fn request_bodies_stream_to_the_upstream() {
-    let pki = Pki::new();
-    let mock = Mock::start(Behaviour::Echo, None).await;
-    let gate = Gate::start(
-        &pki,
-        &one_route(
-            &pki,
-            &Setup {
-                upstream: mock.addr,
-                ..Setup::default()
-            },
-        ),
-    )
-    .await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    let (_pki, _mock, gate, client) = rig(Behaviour::Echo, "").await;
     let body = vec![b'q'; 5 * 1024 * 1024];
     let req = Request::put("/finesse/api/User/1001")
         .header("host", HOST)

@@ -3,32 +3,13 @@
 //! little upstream, and keep serving everyone else.
 
 use deskgate_testkit::client::Client;
-use deskgate_testkit::deskgate::{one_route, Gate, Setup};
+use deskgate_testkit::deskgate::rig;
 use deskgate_testkit::h2raw::*;
-use deskgate_testkit::mock::{Behaviour, Mock};
-use deskgate_testkit::pki::Pki;
+use deskgate_testkit::mock::Behaviour;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HOST: &str = "finesse1a.example.com:8445";
-
-async fn setup() -> (Pki, Mock, Gate, Client) {
-    let pki = Pki::new();
-    let mock = Mock::start(Behaviour::Echo, None).await;
-    let gate = Gate::start(
-        &pki,
-        &one_route(
-            &pki,
-            &Setup {
-                upstream: mock.addr,
-                ..Setup::default()
-            },
-        ),
-    )
-    .await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
-    (pki, mock, gate, client)
-}
 
 /// Writes `attack` (ignoring write errors once the server hangs up) and
 /// returns the frames the server sent until it closed.
@@ -54,7 +35,7 @@ async fn attack(client: &Client, attack: Vec<u8>) -> Vec<(u8, u8, u32, Vec<u8>)>
 
 #[tokio::test]
 async fn rapid_reset_gets_goaway() {
-    let (_pki, mock, gate, client) = setup().await;
+    let (_pki, mock, gate, client) = rig(Behaviour::Echo, "").await;
     let mut burst = Vec::new();
     for i in 0..5000u32 {
         let id = 2 * i + 1;
@@ -88,7 +69,7 @@ async fn rapid_reset_gets_goaway() {
 
 #[tokio::test]
 async fn continuation_flood_is_cut_off() {
-    let (_pki, mock, gate, client) = setup().await;
+    let (_pki, mock, gate, client) = rig(Behaviour::Echo, "").await;
     let mut flood = frame(HEADERS, END_STREAM, 1, &get_block(HOST, "/desktop/"));
     let value = "v".repeat(100);
     for i in 0..20_000u32 {

@@ -3,9 +3,8 @@
 //! tunnel is closed.
 
 use deskgate_testkit::client::Client;
-use deskgate_testkit::deskgate::{one_route, Gate, Setup};
-use deskgate_testkit::mock::{Behaviour, Mock};
-use deskgate_testkit::pki::Pki;
+use deskgate_testkit::deskgate::rig;
+use deskgate_testkit::mock::Behaviour;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -59,20 +58,7 @@ async fn upgrade(
 
 #[tokio::test]
 async fn large_and_fragmented_frames_pass_unchanged() {
-    let pki = Pki::new();
-    let mock = Mock::start(Behaviour::WebSocketEcho, None).await;
-    let gate = Gate::start(
-        &pki,
-        &one_route(
-            &pki,
-            &Setup {
-                upstream: mock.addr,
-                ..Setup::default()
-            },
-        ),
-    )
-    .await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    let (_pki, mock, gate, client) = rig(Behaviour::WebSocketEcho, "").await;
     let (s, head) = upgrade(&client, "/ws/").await;
     let lower = head.to_lowercase();
     assert!(lower.starts_with("http/1.1 101"), "{head}");
@@ -125,22 +111,8 @@ async fn large_and_fragmented_frames_pass_unchanged() {
 
 #[tokio::test]
 async fn idle_tunnels_are_closed() {
-    let pki = Pki::new();
-    let mock = Mock::start(Behaviour::WebSocketEcho, None).await;
     let extra = "[timeouts]\ntunnel_idle = \"1s\"\n";
-    let gate = Gate::start(
-        &pki,
-        &one_route(
-            &pki,
-            &Setup {
-                upstream: mock.addr,
-                extra,
-                ..Setup::default()
-            },
-        ),
-    )
-    .await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    let (_pki, _mock, gate, client) = rig(Behaviour::WebSocketEcho, extra).await;
     let (mut s, head) = upgrade(&client, "/ws/").await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     // traffic keeps it open past the idle time
@@ -164,20 +136,7 @@ async fn idle_tunnels_are_closed() {
 
 #[tokio::test]
 async fn upgrade_to_a_path_outside_the_set_is_refused() {
-    let pki = Pki::new();
-    let mock = Mock::start(Behaviour::WebSocketEcho, None).await;
-    let gate = Gate::start(
-        &pki,
-        &one_route(
-            &pki,
-            &Setup {
-                upstream: mock.addr,
-                ..Setup::default()
-            },
-        ),
-    )
-    .await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    let (_pki, mock, gate, client) = rig(Behaviour::WebSocketEcho, "").await;
     let (_s, head) = upgrade(&client, "/cfadmin/ws").await;
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     assert!(mock.heads.lock().expect("lock").is_empty());
@@ -186,22 +145,8 @@ async fn upgrade_to_a_path_outside_the_set_is_refused() {
 
 #[tokio::test]
 async fn shutdown_keeps_tunnels_through_the_drain_then_closes_them_with_1001() {
-    let pki = Pki::new();
-    let mock = Mock::start(Behaviour::WebSocketEcho, None).await;
     let extra = "[timeouts]\ndrain = \"2s\"\n";
-    let gate = Gate::start(
-        &pki,
-        &one_route(
-            &pki,
-            &Setup {
-                upstream: mock.addr,
-                extra,
-                ..Setup::default()
-            },
-        ),
-    )
-    .await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    let (_pki, _mock, gate, client) = rig(Behaviour::WebSocketEcho, extra).await;
     let (mut s, head) = upgrade(&client, "/ws/").await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let started = std::time::Instant::now();

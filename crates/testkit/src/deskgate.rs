@@ -192,3 +192,24 @@ access = "{log}"
         tls_extra = s.tls_extra,
     )
 }
+
+/// The usual rig: a PKI, a mock upstream with `behaviour`, deskgate in front
+/// of it (`one_route` plus `extra` TOML), and a client for finesse1a.
+pub async fn rig(
+    behaviour: crate::mock::Behaviour,
+    extra: &str,
+) -> (Pki, crate::mock::Mock, Gate, crate::client::Client) {
+    let pki = Pki::new();
+    let mock = crate::mock::Mock::start(behaviour, None).await;
+    let toml = one_route(
+        &pki,
+        &Setup {
+            upstream: mock.addr,
+            extra,
+            ..Setup::default()
+        },
+    );
+    let gate = Gate::start(&pki, &toml).await;
+    let client = crate::client::Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    (pki, mock, gate, client)
+}

@@ -18,15 +18,44 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// Waits until something accepts TCP connections on `addr` (readiness, not sleep).
-pub async fn wait_listening(addr: std::net::SocketAddr, what: &str) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+/// A server process a test started; stopped by its PID (SIGTERM) when dropped.
+pub struct Process {
+    child: std::process::Child,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // SIGTERM by PID: nginx's master stops its workers, Prosody exits cleanly
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `cmd` and waits (readiness, not sleep) until it accepts on `addr`.
+/// `None` if it exited or did not listen in time: the caller retries on another port.
+pub async fn spawn_listening(
+    cmd: &mut std::process::Command,
+    addr: std::net::SocketAddr,
+) -> Option<Process> {
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    let mut p = Process { child };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
+            return Some(p);
+        }
+        if let Ok(Some(_)) = p.child.try_wait() {
+            return None; // port taken meanwhile, or a bad config
         }
         if tokio::time::Instant::now() > deadline {
-            panic!("{what} did not start listening on {addr} within 20 s");
+            return None;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

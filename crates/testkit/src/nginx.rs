@@ -4,10 +4,10 @@
 use crate::pki::Pki;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 pub struct Nginx {
-    child: Child,
+    _process: crate::Process,
     pub addr: SocketAddr,
     pub dir: PathBuf,
 }
@@ -94,49 +94,23 @@ http {{
             );
             let conf_path = dir.join("nginx.conf");
             std::fs::write(&conf_path, conf).expect("conf");
-            let child = Command::new(&bin)
-                .arg("-c")
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+            let mut cmd = Command::new(&bin);
+            cmd.arg("-c")
                 .arg(&conf_path)
                 .arg("-p")
                 .arg(&dir)
                 .arg("-e")
-                .arg(dir.join("error.log"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn nginx");
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-            let mut n = Nginx {
-                child,
-                addr,
-                dir: dir.clone(),
-            };
-            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-            loop {
-                if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                    return Some(n);
-                }
-                if let Ok(Some(_)) = n.child.try_wait() {
-                    break; // port taken meanwhile, or bad config: try again
-                }
-                if tokio::time::Instant::now() > deadline {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                .arg(dir.join("error.log"));
+            if let Some(process) = crate::spawn_listening(&mut cmd, addr).await {
+                return Some(Nginx {
+                    _process: process,
+                    addr,
+                    dir,
+                });
             }
         }
         let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
         panic!("nginx did not start: {log}");
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM to the master by PID: it stops its workers too
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
     }
 }

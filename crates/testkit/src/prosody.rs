@@ -5,10 +5,10 @@
 use crate::pki::Pki;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 pub struct Prosody {
-    child: Child,
+    _process: crate::Process,
     pub addr: SocketAddr,
     pub dir: PathBuf,
 }
@@ -74,44 +74,18 @@ VirtualHost "localhost"
                     .expect("prosodyctl");
                 assert!(st.success(), "prosodyctl register {user} failed");
             }
-            let child = Command::new(&bin)
-                .arg("--config")
-                .arg(&cfg_path)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn prosody");
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-            let mut p = Prosody {
-                child,
-                addr,
-                dir: dir.clone(),
-            };
-            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
-            loop {
-                if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                    return Some(p);
-                }
-                if let Ok(Some(_)) = p.child.try_wait() {
-                    break;
-                }
-                if tokio::time::Instant::now() > deadline {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let mut cmd = Command::new(&bin);
+            cmd.arg("--config").arg(&cfg_path);
+            if let Some(process) = crate::spawn_listening(&mut cmd, addr).await {
+                return Some(Prosody {
+                    _process: process,
+                    addr,
+                    dir,
+                });
             }
         }
         let log = std::fs::read_to_string(dir.join("prosody.log")).unwrap_or_default();
         panic!("prosody did not start: {log}");
-    }
-}
-
-impl Drop for Prosody {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
     }
 }

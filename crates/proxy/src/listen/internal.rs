@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -35,30 +36,59 @@ fn proxymap_answer<B>(req: &Request<B>, map: &Arc<str>) -> Response<Full<Bytes>>
     }
 }
 
-/// Serves `/proxymap.txt` until draining starts.
-pub async fn serve_proxymap(tcp: TcpListener, map: Arc<str>, mut draining: watch::Receiver<bool>) {
+/// A listener the internal endpoints can accept plain connections from.
+trait Accept: Send + 'static {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn accept_io(&self) -> impl std::future::Future<Output = std::io::Result<Self::Io>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept_io(&self) -> std::io::Result<Self::Io> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+impl Accept for UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept_io(&self) -> std::io::Result<Self::Io> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+type Answer = Arc<dyn Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync>;
+
+/// Accepts until draining starts; each connection gets 30 s and fixed answers.
+async fn serve_plain<L: Accept>(listener: L, answer: Answer, mut draining: watch::Receiver<bool>) {
     loop {
         let stream = tokio::select! {
-            r = tcp.accept() => match r {
-                Ok((s, _)) => s,
+            r = listener.accept_io() => match r {
+                Ok(s) => s,
                 Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
             },
             _ = crate::listen::until(&mut draining) => break,
         };
-        let map = map.clone();
+        let answer = answer.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
-                let r = proxymap_answer(&req, &map);
+                let r = answer(&req);
                 async move { Ok::<_, std::convert::Infallible>(r) }
             });
-            let _ = tokio::time::timeout(
-                Duration::from_secs(30),
-                auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc),
-            )
-            .await;
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
         });
     }
+}
+
+/// Serves `/proxymap.txt` until draining starts.
+pub async fn serve_proxymap(tcp: TcpListener, map: Arc<str>, draining: watch::Receiver<bool>) {
+    serve_plain(
+        tcp,
+        Arc::new(move |req| proxymap_answer(req, &map)),
+        draining,
+    )
+    .await;
 }
 
 /// What the admin socket can report. Operator actions (unblock, cache
@@ -89,28 +119,6 @@ fn admin_answer<B>(req: &Request<B>, st: &AdminState) -> Response<Full<Bytes>> {
 }
 
 /// Serves the admin socket until draining starts; the socket file is owner-only.
-pub async fn serve_admin(
-    sock: UnixListener,
-    st: Arc<AdminState>,
-    mut draining: watch::Receiver<bool>,
-) {
-    loop {
-        let stream = tokio::select! {
-            r = sock.accept() => match r {
-                Ok((s, _)) => s,
-                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
-            },
-            _ = crate::listen::until(&mut draining) => break,
-        };
-        let st = st.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let r = admin_answer(&req, &st);
-                async move { Ok::<_, std::convert::Infallible>(r) }
-            });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+pub async fn serve_admin(sock: UnixListener, st: Arc<AdminState>, draining: watch::Receiver<bool>) {
+    serve_plain(sock, Arc::new(move |req| admin_answer(req, &st)), draining).await;
 }
