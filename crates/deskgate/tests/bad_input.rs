@@ -391,3 +391,59 @@ async fn every_request_is_logged_exactly_once() {
     assert_eq!(lines[0]["client"], "127.0.0.1");
     gate.stop().await;
 }
+
+#[tokio::test]
+async fn request_smuggling_shapes_are_refused_before_the_upstream() {
+    let (_pki, mock, gate, client) = rig(Behaviour::Echo, "").await;
+    // CL.TE: both framings. The parser follows RFC 9112 6.3 (chunked wins,
+    // Content-Length is dropped, the connection closes after the answer), so
+    // the bytes after the chunked body are never read as a second request.
+    let clte = "POST /finesse/api/x HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /cfadmin HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\n\r\n";
+    let answer = client.raw(clte.as_bytes()).await;
+    assert!(
+        answer.to_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert_eq!(
+        answer.matches("HTTP/1.1 ").count(),
+        1,
+        "one answer only: {answer}"
+    );
+    {
+        let heads = mock.heads.lock().expect("lock");
+        assert_eq!(heads.len(), 1);
+        assert!(
+            !heads[0].to_lowercase().contains("content-length"),
+            "{}",
+            heads[0]
+        );
+    }
+    mock.heads.lock().expect("lock").clear();
+    let cases: &[&str] = &[
+        // two different Content-Length values
+        "POST /finesse/api/x HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd",
+        // an unknown transfer coding
+        "POST /finesse/api/x HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+        // obsolete line folding
+        "GET /desktop/ HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\nX-A: 1\r\n b\r\n\r\n",
+        // a space before the colon
+        "GET /desktop/ HTTP/1.1\r\nHost : finesse1a.example.com:8445\r\n\r\n",
+        // two Host headers
+        "GET /desktop/ HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\nHost: other.example.com:8445\r\n\r\n",
+    ];
+    for raw in cases {
+        let answer = client.raw(raw.as_bytes()).await;
+        let status = status_of(&answer);
+        assert!(
+            status == 400 || (status == 0 && answer.is_empty()),
+            "{raw:?} -> {answer:?}"
+        );
+    }
+    let reached = mock.heads.lock().expect("lock").clone();
+    assert!(
+        reached.iter().all(|h| !h.contains("cfadmin")),
+        "a smuggled request reached the upstream: {reached:?}"
+    );
+    assert!(reached.is_empty(), "{reached:?}");
+    gate.stop().await;
+}

@@ -99,3 +99,34 @@ async fn continuation_flood_is_cut_off() {
     );
     gate.stop().await;
 }
+
+#[tokio::test]
+async fn connection_specific_headers_make_an_h2_request_malformed() {
+    let (_pki, mock, gate, client) = rig(Behaviour::Echo, "").await;
+    let mut s = client.tls(true).await.expect("tls");
+    let mut block = get_block(HOST, "/desktop/");
+    block.extend(literal("transfer-encoding", "chunked"));
+    let mut bytes = preface();
+    bytes.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &block));
+    s.write_all(&bytes).await.expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // read what comes within a second; the connection itself may stay open
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let frames = parse(&got);
+    assert!(
+        frames
+            .iter()
+            .any(|f| (f.0 == RST_STREAM && f.2 == 1) || f.0 == GOAWAY),
+        "expected the stream to be refused: {:?}",
+        frames.iter().map(|f| (f.0, f.2)).collect::<Vec<_>>()
+    );
+    assert!(mock.heads.lock().expect("lock").is_empty());
+    drop(s);
+    gate.stop().await;
+}
