@@ -9,6 +9,13 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, SanType,
 };
 use std::net::IpAddr;
+use time::{Duration, OffsetDateTime};
+
+/// From yesterday (clock skew) to `days` from now.
+fn validity(days: i64) -> (OffsetDateTime, OffsetDateTime) {
+    let now = OffsetDateTime::now_utc();
+    (now - Duration::days(1), now + Duration::days(days))
+}
 
 pub use rcgen::Error;
 
@@ -35,6 +42,9 @@ impl Ca {
         dn.push(DnType::OrganizationName, "deskgate test CA");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let (from, _) = validity(0);
+        params.not_before = from;
+        params.not_after = from + Duration::days(3650);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate()?;
         let cert = params.clone().self_signed(&key)?;
@@ -76,6 +86,11 @@ impl Ca {
             params.subject_alt_names.push(san);
         }
         params.extended_key_usages = vec![usage];
+        // Mozilla's intermediate profile wants leaf lifetimes under 366 days
+        let (from, to) = validity(180);
+        params.not_before = from;
+        params.not_after = to;
+        params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate()?;
         let issuer = self.params.clone().self_signed(&self.key)?;

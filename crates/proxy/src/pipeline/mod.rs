@@ -65,13 +65,12 @@ pub async fn handle(
     let upgraded = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     headers::to_client(resp.headers_mut(), upgraded, conn.listener.hsts);
     let last = served >= conn.shared.snapshot.deployment.limits.keepalive_requests as u64;
-    if last || deny.is_some_and(Deny::closes) {
-        if is_h1 {
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        } else {
-            conn.activity.want_close();
-        }
+    if is_h1 && (last || deny.is_some_and(Deny::closes)) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    } else if last {
+        // HTTP/2: GOAWAY after this stream; one bad stream never ends the others
+        conn.activity.want_close();
     }
     guard.record.status = resp.status().as_u16();
     guard.record.deny = deny.map(Deny::reason);
