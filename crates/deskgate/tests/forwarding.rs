@@ -51,6 +51,12 @@ async fn long_polls_are_exempt_from_the_response_timeout() {
     // ...a BOSH long-poll that takes a second does not
     let r = client.h1(get("/http-bind/")).await.expect("h1");
     assert_eq!(r.status, 200, "{}", r.text());
+    // ...nor does a socket.io polling request to LiveData
+    let poll = Request::get("/socket.io/?EIO=4&transport=polling")
+        .header("host", "livedataa.example.com:8445")
+        .body(Full::new(Bytes::new()))
+        .expect("req");
+    assert_eq!(client.h1(poll).await.expect("h1").status, 200);
     gate.stop().await;
 }
 

@@ -43,7 +43,7 @@ async fn proxymap_is_served_read_only_on_the_internal_listener() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        "finesse1a.internal.test:8445=finesse1a.example.com:8445\nidsa.internal.test:8553=idsa.example.com:8445\nother.internal.test:443=other.example.com:8445\n"
+        "finesse1a.internal.test:8445=finesse1a.example.com:8445\nidsa.internal.test:8553=idsa.example.com:8445\nlivedataa.internal.test:12008=livedataa.example.com:8445\nother.internal.test:443=other.example.com:8445\n"
     );
     assert_eq!(plain(tcp().await, "POST", "/proxymap.txt").await.0, 405);
     assert_eq!(

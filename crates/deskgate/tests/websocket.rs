@@ -173,3 +173,35 @@ async fn shutdown_keeps_tunnels_through_the_drain_then_closes_them_with_1001() {
     );
     stopping.await.expect("stop");
 }
+
+#[tokio::test]
+async fn livedata_socket_io_upgrades_and_polls_pass() {
+    let (_pki, mock, gate, client) = rig(Behaviour::WebSocketEcho, "").await;
+    let mut s = client.tls(false).await.expect("tls");
+    let req = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: livedataa.example.com:8445\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).await.expect("read"), 1);
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    assert!(
+        mock.last_head()
+            .starts_with("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1"),
+        "{}",
+        mock.last_head()
+    );
+    let f = frame(true, 0x1, b"40", [7, 7, 7, 7]);
+    s.write_all(&f).await.expect("write");
+    let mut back = vec![0u8; f.len()];
+    s.read_exact(&mut back).await.expect("echo");
+    assert_eq!(back, f);
+    drop(s);
+    gate.stop().await;
+}

@@ -106,13 +106,18 @@ impl Default for Setup<'_> {
 }
 
 /// One side-A listener (external port 8445) for finesse1a.example.com and
-/// finesse1b.example.com (both on one certificate), other.example.com on a
-/// second certificate, and a Finesse node behind finesse1a; idsa.example.com
-/// routes to an IdS node on the same upstream.
+/// idsa.example.com and livedataa.example.com (one certificate), and
+/// other.example.com (a second certificate): a Finesse node behind
+/// finesse1a, and IdS, LiveData and gadget nodes on the same upstream.
 pub fn one_route(pki: &Pki, s: &Setup<'_>) -> String {
     let cert = pki.server(
         "front",
-        &["finesse1a.example.com", "idsa.example.com", "127.0.0.1"],
+        &[
+            "finesse1a.example.com",
+            "idsa.example.com",
+            "livedataa.example.com",
+            "127.0.0.1",
+        ],
     );
     let other = pki.server("other", &["other.example.com"]);
     let log = pki.path().join("access.log");
@@ -124,7 +129,7 @@ side = "a"
 bind = "127.0.0.1:0"
 external_port = 8445
 [[listener.cert]]
-names = ["finesse1a.example.com", "idsa.example.com", "127.0.0.1"]
+names = ["finesse1a.example.com", "idsa.example.com", "livedataa.example.com", "127.0.0.1"]
 cert = "{cert}"
 key_file = "{key}"
 [[listener.cert]]
@@ -155,6 +160,16 @@ scheme = "{scheme}"
 internal = "idsa.internal.test:8553"
 connect = "{up}"
 external = "idsa.example.com:8445"
+side = "a"
+
+[[component]]
+name = "livedata"
+kind = "livedata"
+scheme = "{scheme}"
+[[component.node]]
+internal = "livedataa.internal.test:12008"
+connect = "{up}"
+external = "livedataa.example.com:8445"
 side = "a"
 
 [[component]]
