@@ -145,6 +145,7 @@ pub struct TimeoutsFile {
     pub handshake: Option<String>,
     pub request_head: Option<String>,
     pub body_idle: Option<String>,
+    pub send_idle: Option<String>,
     pub keepalive: Option<String>,
     pub upstream_connect: Option<String>,
     pub upstream_response: Option<String>,

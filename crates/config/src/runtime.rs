@@ -253,7 +253,10 @@ impl Default for Limits {
 pub struct Timeouts {
     pub handshake: Duration,
     pub request_head: Duration,
+    /// Between request body chunks from the client, and between upstream response chunks.
     pub body_idle: Duration,
+    /// A client that does not read what we send for this long is dropped.
+    pub send_idle: Duration,
     pub keepalive: Duration,
     pub upstream_connect: Duration,
     pub upstream_response: Duration,
@@ -267,6 +270,7 @@ impl Default for Timeouts {
             handshake: Duration::from_secs(10),
             request_head: Duration::from_secs(10),
             body_idle: Duration::from_secs(10),
+            send_idle: Duration::from_secs(10),
             keepalive: Duration::from_secs(20),
             upstream_connect: Duration::from_secs(5),
             upstream_response: Duration::from_secs(60),

@@ -87,6 +87,22 @@ pub(crate) fn validate(
 
     let client_ip = client_ip(&mut cx, &f.client_ip, &root.key("client_ip"));
     let internal = internal(&mut cx, &f.internal, &root.key("internal"));
+    for (i, int) in internal.iter().enumerate() {
+        if let Some((li, _)) = listeners
+            .iter()
+            .find(|(_, l)| l.side == int.side && binds_clash(l.bind, int.bind))
+        {
+            cx.p.add(
+                root.key("internal").index(i).key("bind"),
+                format!(
+                    "listener[{li}] of side {} already binds {}",
+                    int.side.as_str(),
+                    int.bind
+                ),
+                "give the internal listener its own address or port",
+            );
+        }
+    }
     let filter = global_filter(&mut cx, &f.filter, &root.key("filter"));
     let log = LogSettings {
         access: match f.log.access.as_deref() {
@@ -306,6 +322,7 @@ fn timeouts(cx: &mut Ctx<'_>, f: &TimeoutsFile, kp: &KeyPath) -> Timeouts {
         handshake: duration(cx, &f.handshake, d.handshake, &kp.key("handshake")),
         request_head: duration(cx, &f.request_head, d.request_head, &kp.key("request_head")),
         body_idle: duration(cx, &f.body_idle, d.body_idle, &kp.key("body_idle")),
+        send_idle: duration(cx, &f.send_idle, d.send_idle, &kp.key("send_idle")),
         keepalive: duration(cx, &f.keepalive, d.keepalive, &kp.key("keepalive")),
         upstream_connect: duration(
             cx,
@@ -452,26 +469,32 @@ fn listener(cx: &mut Ctx<'_>, l: &ListenerFile, kp: &KeyPath) -> Option<Listener
     })
 }
 
+/// Two sockets of one instance that cannot both be bound: the same port on
+/// the same address, or on any address when one of them is the wildcard.
+/// Port 0 (tests) asks the kernel for a fresh port and never clashes.
+pub(crate) fn binds_clash(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 fn check_listener_clashes(cx: &mut Ctx<'_>, listeners: &[(usize, Listener)]) {
-    let mut binds: HashMap<(Side, SocketAddr), usize> = HashMap::new();
     let mut names: HashMap<(Side, u16, String), usize> = HashMap::new();
-    for (i, l) in listeners {
+    for (n, (i, l)) in listeners.iter().enumerate() {
         let kp = KeyPath::root().key("listener").index(*i);
-        // port 0 (tests) asks the kernel for a fresh port: never a clash
-        let clash = if l.bind.port() == 0 {
-            None
-        } else {
-            binds.insert((l.side, l.bind), *i)
-        };
-        if let Some(first) = clash {
+        let earlier = listeners[..n]
+            .iter()
+            .find(|(_, o)| o.side == l.side && binds_clash(o.bind, l.bind));
+        if let Some((first, o)) = earlier {
             cx.p.add(
                 kp.key("bind"),
                 format!(
-                    "listener[{first}] of side {} already binds {}",
+                    "listener[{first}] of side {} already binds {} (this one wants {})",
                     l.side.as_str(),
+                    o.bind,
                     l.bind
                 ),
-                "give each listener of one side its own bind address",
+                "give each listener of one side its own bind address and port",
             );
         }
         for c in &l.certs {

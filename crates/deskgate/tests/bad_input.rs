@@ -262,6 +262,8 @@ async fn slow_upstream_gets_504_without_leaks() {
     let r = client.get(HOST, "/desktop/").await;
     assert_eq!(r.status, 504);
     assert_no_leak(&r, &mock);
+    // and deskgate keeps answering
+    assert_eq!(client.get(HOST, "/cfadmin").await.status, 403);
     gate.stop().await;
 }
 
@@ -445,5 +447,135 @@ async fn request_smuggling_shapes_are_refused_before_the_upstream() {
         "a smuggled request reached the upstream: {reached:?}"
     );
     assert!(reached.is_empty(), "{reached:?}");
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn requests_the_parser_refuses_are_logged_too() {
+    let (_pki, _mock, gate, client) = rig(Behaviour::Echo, "").await;
+    let fields: String = (0..120).map(|i| format!("X-F{i}: 1\r\n")).collect();
+    let raw = client
+        .raw(format!("GET /desktop/ HTTP/1.1\r\nHost: {HOST}\r\n{fields}\r\n").as_bytes())
+        .await;
+    assert_eq!(status_of(&raw), 431);
+    let raw = client
+        .raw(b"GET /desktop/ HTTP/1.1\r\nHost : finesse1a.example.com:8445\r\n\r\n")
+        .await;
+    assert_eq!(status_of(&raw), 400);
+    let lines = gate.log_lines(2).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(
+        (lines[0]["status"].as_u64(), lines[0]["deny"].as_str()),
+        (Some(431), Some("head_too_large"))
+    );
+    assert_eq!(
+        (lines[1]["status"].as_u64(), lines[1]["deny"].as_str()),
+        (Some(400), Some("malformed_request"))
+    );
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn admin_paths_of_every_component_are_forbidden() {
+    let (_pki, mock, gate, client) = rig(Behaviour::Echo, "").await;
+    for (host, path) in [
+        ("idsa.example.com:8445", "/idsadmin/"),
+        ("idsa.example.com:8445", "/ids/v1/sso/test"),
+        ("finesse1a.example.com:8445", "/oamp/"),
+        ("finesse1a.example.com:8445", "/idsadmin"),
+        ("livedataa.example.com:8445", "/cfadmin/"),
+        ("other.example.com:8445", "/cfadmin"),
+    ] {
+        let r = client.get(host, path).await;
+        assert_eq!(r.status, 403, "{host}{path}");
+    }
+    assert!(mock.heads.lock().expect("lock").is_empty());
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn filter_settings_from_the_file_apply() {
+    let extra = "[filter]\nunsupported_status = 404\nuser_agent = \"Chrome|Firefox\"\nreferer_hosts = [\"finesse1a.example.com\"]\n";
+    let (_pki, mock, gate, client) = rig(Behaviour::Echo, extra).await;
+    let send = |ua: &'static str, referer: Option<&'static str>, path: &'static str| {
+        let client = client.clone();
+        async move {
+            let mut req = Request::get(path)
+                .header("host", HOST)
+                .header("user-agent", ua);
+            if let Some(r) = referer {
+                req = req.header("referer", r);
+            }
+            client
+                .h1(req.body(Full::new(Bytes::new())).expect("req"))
+                .await
+                .expect("h1")
+                .status
+        }
+    };
+    assert_eq!(send("Mozilla/5.0 Chrome/120", None, "/nope").await, 404);
+    assert_eq!(send("curl/8.0", None, "/desktop/").await, 412);
+    assert_eq!(
+        send(
+            "Mozilla/5.0 Chrome/120",
+            Some("https://evil.example.net/"),
+            "/desktop/"
+        )
+        .await,
+        417
+    );
+    assert_eq!(
+        send(
+            "Mozilla/5.0 Chrome/120",
+            Some("https://finesse1a.example.com:8445/desktop/"),
+            "/desktop/"
+        )
+        .await,
+        200
+    );
+    assert_eq!(mock.heads.lock().expect("lock").len(), 1);
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn connect_timeout_gets_504() {
+    // a listener whose accept queue is full drops new SYNs: connects hang
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let full = sock.listen(0).expect("listen");
+    let addr = full.local_addr().expect("addr");
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    let pki = Pki::new();
+    let extra = "[timeouts]\nupstream_connect = \"1s\"\n";
+    let gate = Gate::start(
+        &pki,
+        &one_route(
+            &pki,
+            &Setup {
+                upstream: addr,
+                extra,
+                ..Setup::default()
+            },
+        ),
+    )
+    .await;
+    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    let r = client.get(HOST, "/desktop/").await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(!r.everything().contains(&addr.port().to_string()));
+    let lines = gate.log_lines(1).await;
+    assert_eq!(lines[0]["deny"], "upstream_timeout");
+    drop((full, fillers));
     gate.stop().await;
 }

@@ -158,3 +158,71 @@ async fn a_client_that_leaves_mid_request_is_logged_once_as_499() {
     assert_eq!(lines[0]["status"], 499);
     gate.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_send_idle() {
+    let (_pki, _mock, gate, client) =
+        rig(Behaviour::Huge, "[timeouts]\nsend_idle = \"1s\"\n").await;
+    let mut s = client.tls(false).await.expect("tls");
+    s.write_all(b"GET /desktop/huge HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\n\r\n")
+        .await
+        .expect("write");
+    // read nothing until the server must have given up on us
+    let lines = gate.log_lines(1).await;
+    assert_eq!(
+        lines.len(),
+        1,
+        "the abandoned answer is logged once: {lines:?}"
+    );
+    assert_eq!(lines[0]["incomplete"], true, "{lines:?}");
+    let (got, _) = until_closed(&mut s).await;
+    assert!(
+        got.len() < 64 * 1024 * 1024,
+        "the whole body arrived: {}",
+        got.len()
+    );
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn an_upstream_that_stalls_mid_body_is_cut() {
+    let (_pki, _mock, gate, client) = rig(
+        Behaviour::StallMidBody,
+        "[timeouts]\nupstream_response = \"1s\"\n",
+    )
+    .await;
+    let started = Instant::now();
+    let req = Request::get("/desktop/")
+        .header("host", HOST)
+        .body(Full::new(Bytes::new()))
+        .expect("req");
+    let r = tokio::time::timeout(Duration::from_secs(10), client.h1(req))
+        .await
+        .expect("cut in time");
+    assert!(r.is_err(), "a stalled body must not look complete");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn idle_h2_connections_are_closed() {
+    let (_pki, _mock, gate, client) =
+        rig(Behaviour::Echo, "[timeouts]\nkeepalive = \"1s\"\n").await;
+    let tls = client.tls(true).await.expect("tls");
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .expect("h2");
+    let conn = tokio::spawn(conn);
+    let req = Request::get(format!("https://{HOST}/desktop/"))
+        .body(Full::new(Bytes::new()))
+        .expect("req");
+    assert_eq!(send.send_request(req).await.expect("send").status(), 200);
+    let started = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(ended.is_ok(), "the idle h2 connection stayed open");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    gate.stop().await;
+}

@@ -14,6 +14,10 @@ pub enum Behaviour {
     Echo,
     /// Like `Echo`, one second late (for drain tests).
     DelayedEcho,
+    /// 200 with a 64 MB body (for clients that stop reading).
+    Huge,
+    /// Sends a head promising 100000 bytes, 1000 bytes, then nothing, forever.
+    StallMidBody,
     /// Accepts and reads the request, never answers.
     Slow,
     /// Sends a head promising 100000 bytes, 1000 bytes, then a TCP reset.
@@ -169,6 +173,27 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 if s.write_all(resp.as_bytes()).await.is_err() {
                     return;
                 }
+            }
+            Behaviour::Huge => {
+                let head = "HTTP/1.1 200 OK\r\nContent-Length: 67108864\r\n\r\n";
+                if s.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b'h'; 64 * 1024];
+                for _ in 0..1024 {
+                    if s.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Behaviour::StallMidBody => {
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                    .await;
+                let _ = s.write_all(&[b's'; 1000]).await;
+                let _ = s.flush().await;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return;
             }
             Behaviour::Slow => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;

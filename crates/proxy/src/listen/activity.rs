@@ -20,6 +20,8 @@ pub struct Activity {
     in_flight: AtomicUsize,
     idle_since: AtomicU64,
     head_since: AtomicU64,
+    /// Since when a write to the client has been waiting (a client not reading).
+    write_stalled_since: AtomicU64,
     close: AtomicBool,
 }
 
@@ -40,6 +42,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             head_since: AtomicU64::new(NONE),
+            write_stalled_since: AtomicU64::new(NONE),
             close: AtomicBool::new(false),
         })
     }
@@ -67,12 +70,31 @@ impl Activity {
         }
     }
 
+    fn write_progress(&self, stalled: bool) {
+        let since = self.write_stalled_since.load(Ordering::Relaxed);
+        if stalled && since == NONE {
+            self.write_stalled_since
+                .store(self.now(), Ordering::Relaxed);
+        } else if !stalled && since != NONE {
+            self.write_stalled_since.store(NONE, Ordering::Relaxed);
+        }
+    }
+
     /// Decides on the connection's fate. `head_timeout` is `None` for HTTP/2.
-    pub fn check(&self, keepalive: Duration, head_timeout: Option<Duration>) -> Verdict {
+    pub fn check(
+        &self,
+        keepalive: Duration,
+        head_timeout: Option<Duration>,
+        send_idle: Duration,
+    ) -> Verdict {
+        let now = self.now();
+        let stalled = self.write_stalled_since.load(Ordering::Relaxed);
+        if stalled != NONE && now.saturating_sub(stalled) > send_idle.as_millis() as u64 {
+            return Verdict::Abort;
+        }
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return Verdict::KeepGoing;
         }
-        let now = self.now();
         if let Some(limit) = head_timeout {
             let since = self.head_since.load(Ordering::Relaxed);
             if since != NONE && now.saturating_sub(since) > limit.as_millis() as u64 {
@@ -137,7 +159,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.activity.write_progress(r.is_pending());
+        r
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -150,7 +174,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.activity.write_progress(r.is_pending());
+        r
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -161,17 +187,35 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 mod tests {
     use super::*;
 
+    const SEND: Duration = Duration::from_secs(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_aborted_even_mid_request() {
+        let a = Activity::new();
+        let _t = a.request_started();
+        a.write_progress(true);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(
+            a.check(Duration::from_secs(20), None, SEND),
+            Verdict::KeepGoing
+        );
+        a.write_progress(false);
+        a.write_progress(true);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(a.check(Duration::from_secs(20), None, SEND), Verdict::Abort);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn idle_connections_shut_down_after_keepalive() {
         let a = Activity::new();
         let ka = Duration::from_secs(20);
         assert_eq!(
-            a.check(ka, Some(Duration::from_secs(10))),
+            a.check(ka, Some(Duration::from_secs(10)), SEND),
             Verdict::KeepGoing
         );
         tokio::time::advance(Duration::from_secs(21)).await;
         assert_eq!(
-            a.check(ka, Some(Duration::from_secs(10))),
+            a.check(ka, Some(Duration::from_secs(10)), SEND),
             Verdict::Shutdown
         );
     }
@@ -183,11 +227,11 @@ mod tests {
         let head = Some(Duration::from_secs(10));
         a.bytes_read();
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert_eq!(a.check(ka, head), Verdict::Abort);
+        assert_eq!(a.check(ka, head, SEND), Verdict::Abort);
         let t = a.request_started();
         tokio::time::advance(Duration::from_secs(60)).await;
-        assert_eq!(a.check(ka, head), Verdict::KeepGoing);
+        assert_eq!(a.check(ka, head, SEND), Verdict::KeepGoing);
         drop(t);
-        assert_eq!(a.check(ka, head), Verdict::KeepGoing);
+        assert_eq!(a.check(ka, head, SEND), Verdict::KeepGoing);
     }
 }

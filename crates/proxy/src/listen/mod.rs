@@ -197,6 +197,7 @@ async fn connection(
         activity: activity.clone(),
         requests: AtomicU64::new(0),
     });
+    let info_for_log = (info.listener.name.clone(), peer);
     let service = service_fn(move |req| pipeline::handle(req, info.clone()));
     let io = TokioIo::new(Tracked::new(tls, activity.clone()));
     let conn = builder.serve_connection_with_upgrades(io, service);
@@ -208,8 +209,13 @@ async fn connection(
     let mut shutting_down = false;
     loop {
         tokio::select! {
-            _ = conn.as_mut() => break,
-            _ = tick.tick() => match activity.check(t.keepalive, head_timeout) {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    log_parser_rejection(&shared, &info_for_log, e.as_ref(), is_h2);
+                }
+                break;
+            }
+            _ = tick.tick() => match activity.check(t.keepalive, head_timeout, t.send_idle) {
                 Verdict::KeepGoing => {}
                 Verdict::Shutdown if !shutting_down => {
                     shutting_down = true;
@@ -225,4 +231,44 @@ async fn connection(
             _ = crate::listen::until(&mut stopped) => break,
         }
     }
+}
+
+/// Requests the HTTP parser refused before the pipeline saw them (head too
+/// large, too many fields, bad syntax, head timeout) still get their one
+/// access log line.
+fn log_parser_rejection(
+    shared: &Shared,
+    (listener, peer): &(String, SocketAddr),
+    e: &(dyn std::error::Error + Send + Sync + 'static),
+    is_h2: bool,
+) {
+    let Some(e) = e.downcast_ref::<hyper::Error>() else {
+        return;
+    };
+    let (status, reason) = if e.is_parse_too_large() {
+        (431, "head_too_large")
+    } else if e.is_parse() {
+        (400, "malformed_request")
+    } else if e.is_timeout() {
+        (408, "head_timeout")
+    } else {
+        return;
+    };
+    let mut guard = pipeline::log::LogGuard::new(
+        shared.access_log.clone(),
+        pipeline::log::Record {
+            request_id: shared.next_request_id(),
+            listener: listener.clone(),
+            peer: Some(peer.ip()),
+            client_ip: Some(peer.ip()),
+            method: "-".into(),
+            path: "-".into(),
+            proto: if is_h2 { "h2" } else { "http/1.1" },
+            cache: "-",
+            ..Default::default()
+        },
+        None,
+    );
+    guard.record.status = status;
+    guard.record.deny = Some(reason);
 }

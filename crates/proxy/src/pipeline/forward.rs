@@ -114,7 +114,8 @@ pub async fn forward(
             return Ok(Response::from_parts(parts, empty()));
         }
     }
-    Ok(resp.map(|b| b.map_err(Into::into).boxed()))
+    // an upstream that stalls mid-body is cut after the same time it had for its head
+    Ok(resp.map(|b| LimitedBody::new(b, u64::MAX, timeout, Arc::default()).boxed()))
 }
 
 /// Maps a client error to the answer; the detail goes to the server log only.

@@ -79,6 +79,33 @@ fn open(target: &LogTarget) -> std::io::Result<Box<dyn Write + Send>> {
     })
 }
 
+/// The request path as logged: segment parameters (`;jsessionid=...` carries
+/// a session) are replaced by `;-`, so attacks stay visible and secrets do not.
+pub fn loggable_path(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len().min(1024));
+    for (i, seg) in raw.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        match seg.split_once(';') {
+            Some((name, _)) => {
+                out.push_str(name);
+                out.push_str(";-");
+            }
+            None => out.push_str(seg),
+        }
+        if out.len() >= 1024 {
+            let mut end = 1024;
+            while !out.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.truncate(end);
+            break;
+        }
+    }
+    out
+}
+
 /// The fields of one access log line, filled in as the request goes.
 #[derive(Debug, Default)]
 pub struct Record {
@@ -172,5 +199,24 @@ impl Drop for LogGuard {
     fn drop(&mut self) {
         let line = self.line();
         self.log.write(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn session_parameters_are_not_logged() {
+        assert_eq!(
+            loggable_path("/desktop/app.js;jsessionid=SECRET"),
+            "/desktop/app.js;-"
+        );
+        assert_eq!(
+            loggable_path("/desktop/..;/cfadmin"),
+            "/desktop/..;-/cfadmin"
+        );
+        assert_eq!(loggable_path("/plain/path"), "/plain/path");
+        assert!(loggable_path(&"/a".repeat(2000)).len() <= 1024);
     }
 }

@@ -49,7 +49,7 @@ pub async fn handle(
             listener: conn.listener.name.clone(),
             peer: Some(conn.peer.ip()),
             method: req.method().as_str().to_string(),
-            path: printable(req.uri().path()),
+            path: log::loggable_path(req.uri().path()),
             proto: proto(req.version()),
             cache: "-",
             ..Default::default()
