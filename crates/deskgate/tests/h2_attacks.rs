@@ -130,3 +130,35 @@ async fn connection_specific_headers_make_an_h2_request_malformed() {
     drop(s);
     gate.stop().await;
 }
+
+#[tokio::test]
+async fn a_zero_window_slow_reader_is_dropped_after_send_idle() {
+    let (_pki, _mock, gate, client) =
+        rig(Behaviour::Huge, "[timeouts]\nsend_idle = \"1s\"\n").await;
+    let mut s = client.tls(true).await.expect("tls");
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // SETTINGS_INITIAL_WINDOW_SIZE = 0: the server may never send us DATA
+    bytes.extend(frame(0x4, 0, 0, &[0, 4, 0, 0, 0, 0]));
+    bytes.extend(frame(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        1,
+        &get_block(HOST, "/desktop/huge"),
+    ));
+    s.write_all(&bytes).await.expect("write");
+    let started = std::time::Instant::now();
+    let mut sink = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut sink)).await;
+    assert!(
+        closed.is_ok(),
+        "the zero-window reader kept its stream open"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed too early: {:?}",
+        started.elapsed()
+    );
+    let lines = gate.log_lines(1).await;
+    assert_eq!(lines[0]["incomplete"], true, "{lines:?}");
+    gate.stop().await;
+}

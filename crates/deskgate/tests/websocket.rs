@@ -205,3 +205,20 @@ async fn livedata_socket_io_upgrades_and_polls_pass() {
     drop(s);
     gate.stop().await;
 }
+
+#[tokio::test]
+async fn an_upgrade_that_declares_a_body_is_refused() {
+    let (_pki, mock, gate, client) = rig(Behaviour::WebSocketEcho, "").await;
+    let raw = "GET /ws/ HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 120\r\n\r\n";
+    let answer = client
+        .raw(format!("{raw}{}", "x".repeat(120)).as_bytes())
+        .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let raw = "POST /ws/ HTTP/1.1\r\nHost: finesse1a.example.com:8445\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n";
+    assert!(client.raw(raw.as_bytes()).await.starts_with("HTTP/1.1 400"));
+    assert!(
+        mock.heads.lock().expect("lock").is_empty(),
+        "nothing reached the upstream"
+    );
+    gate.stop().await;
+}

@@ -1,6 +1,7 @@
 //! Streaming body wrappers: limits and idle timeouts on the way in, byte
 //! counting and the log guard on the way out. Nothing is buffered whole.
 
+use crate::listen::activity::PullWatch;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
@@ -125,22 +126,26 @@ pub trait OnFinish: Send + 'static {
     fn finish(self: Box<Self>, bytes: u64, completed: bool);
 }
 
-/// A response body that counts bytes and reports once at the end.
+/// A response body that counts bytes, tells the connection when it waits
+/// for the client, and reports once at the end.
 pub struct CountedBody {
     inner: ProxyBody,
     bytes: u64,
     done: Option<Box<dyn OnFinish>>,
+    watch: PullWatch,
 }
 
 impl CountedBody {
-    pub fn new(inner: ProxyBody, done: Box<dyn OnFinish>) -> Self {
+    pub fn new(inner: ProxyBody, done: Box<dyn OnFinish>, watch: PullWatch) -> Self {
         CountedBody {
             inner,
             bytes: 0,
             done: Some(done),
+            watch,
         }
     }
     fn finish(&mut self, completed: bool) {
+        self.watch.pulled();
         if let Some(d) = self.done.take() {
             d.finish(self.bytes, completed);
         }
@@ -156,12 +161,14 @@ impl Body for CountedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        this.watch.pulled();
         let r = Pin::new(&mut this.inner).poll_frame(cx);
         match &r {
             Poll::Ready(Some(Ok(f))) => {
                 if let Some(d) = f.data_ref() {
                     this.bytes += d.len() as u64;
                 }
+                this.watch.handed_over();
                 if this.inner.is_end_stream() {
                     this.finish(true);
                 }

@@ -6,7 +6,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -20,8 +20,8 @@ pub struct Activity {
     in_flight: AtomicUsize,
     idle_since: AtomicU64,
     head_since: AtomicU64,
-    /// Since when a write to the client has been waiting (a client not reading).
-    write_stalled_since: AtomicU64,
+    /// Response bodies waiting for the client to take their next chunk.
+    bodies: Mutex<Vec<Weak<AtomicU64>>>,
     close: AtomicBool,
 }
 
@@ -42,7 +42,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             head_since: AtomicU64::new(NONE),
-            write_stalled_since: AtomicU64::new(NONE),
+            bodies: Mutex::new(Vec::new()),
             close: AtomicBool::new(false),
         })
     }
@@ -70,14 +70,31 @@ impl Activity {
         }
     }
 
-    fn write_progress(&self, stalled: bool) {
-        let since = self.write_stalled_since.load(Ordering::Relaxed);
-        if stalled && since == NONE {
-            self.write_stalled_since
-                .store(self.now(), Ordering::Relaxed);
-        } else if !stalled && since != NONE {
-            self.write_stalled_since.store(NONE, Ordering::Relaxed);
+    /// A watch for one response body: it notes when the body has handed a
+    /// chunk over and waits for the client (HTTP/1.1 socket or HTTP/2
+    /// window) to take the next one.
+    pub fn watch_body(self: &Arc<Self>) -> PullWatch {
+        let since = Arc::new(AtomicU64::new(NONE));
+        if let Ok(mut b) = self.bodies.lock() {
+            b.retain(|w| w.strong_count() > 0);
+            b.push(Arc::downgrade(&since));
         }
+        PullWatch {
+            activity: self.clone(),
+            since,
+        }
+    }
+
+    /// The longest time any live body has waited for the client, in ms.
+    fn longest_body_wait(&self, now: u64) -> u64 {
+        let Ok(b) = self.bodies.lock() else { return 0 };
+        b.iter()
+            .filter_map(Weak::upgrade)
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|s| *s != NONE)
+            .map(|s| now.saturating_sub(s))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Decides on the connection's fate. `head_timeout` is `None` for HTTP/2.
@@ -88,8 +105,8 @@ impl Activity {
         send_idle: Duration,
     ) -> Verdict {
         let now = self.now();
-        let stalled = self.write_stalled_since.load(Ordering::Relaxed);
-        if stalled != NONE && now.saturating_sub(stalled) > send_idle.as_millis() as u64 {
+        if self.longest_body_wait(now) > send_idle.as_millis() as u64 {
+            // a client that does not take what we send (slow read, zero window)
             return Verdict::Abort;
         }
         if self.in_flight.load(Ordering::Relaxed) > 0 {
@@ -112,6 +129,23 @@ impl Activity {
             return Verdict::Shutdown;
         }
         Verdict::KeepGoing
+    }
+}
+
+/// See `Activity::watch_body`.
+pub struct PullWatch {
+    activity: Arc<Activity>,
+    since: Arc<AtomicU64>,
+}
+
+impl PullWatch {
+    /// The body handed a chunk over: from now on we wait for the client.
+    pub fn handed_over(&self) {
+        self.since.store(self.activity.now(), Ordering::Relaxed);
+    }
+    /// The client asked for more (or the body ended).
+    pub fn pulled(&self) {
+        self.since.store(NONE, Ordering::Relaxed);
     }
 }
 
@@ -159,9 +193,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.activity.write_progress(r.is_pending());
-        r
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -174,9 +206,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.activity.write_progress(r.is_pending());
-        r
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -193,16 +223,17 @@ mod tests {
     async fn a_client_that_stops_reading_is_aborted_even_mid_request() {
         let a = Activity::new();
         let _t = a.request_started();
-        a.write_progress(true);
+        let ka = Duration::from_secs(20);
+        let w = a.watch_body();
+        w.handed_over();
         tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(
-            a.check(Duration::from_secs(20), None, SEND),
-            Verdict::KeepGoing
-        );
-        a.write_progress(false);
-        a.write_progress(true);
+        assert_eq!(a.check(ka, None, SEND), Verdict::KeepGoing);
+        w.pulled();
+        w.handed_over();
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert_eq!(a.check(Duration::from_secs(20), None, SEND), Verdict::Abort);
+        assert_eq!(a.check(ka, None, SEND), Verdict::Abort);
+        drop(w);
+        assert_eq!(a.check(ka, None, SEND), Verdict::KeepGoing);
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,46 +18,40 @@ pub struct ClientAddr {
 }
 
 /// Works out the real client from the peer and, if trusted, its header.
+///
+/// The list is walked from the right (nearest hop first); the first entry
+/// that is not a trusted intermediary is the client, and nothing to its left
+/// (which the client itself may have written) is ever read. An unreadable
+/// entry reached while every hop so far was trusted means the nearest
+/// trusted hop could not name its client: the walk stops at that hop.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, policy: &ClientIpPolicy) -> ClientAddr {
     let peer = canonical_ip(peer);
-    if !policy.is_trusted(peer) {
-        return ClientAddr {
-            ip: peer,
-            chain: vec![peer],
-        };
-    }
-    let mut listed: Vec<IpAddr> = Vec::new();
-    for value in headers.get_all(policy.header.as_str()) {
-        let Ok(text) = value.to_str() else {
-            return ClientAddr {
-                ip: peer,
-                chain: vec![peer],
-            };
-        };
-        for item in text.split(',') {
-            match parse_ip(item.trim()) {
-                Some(ip) => listed.push(canonical_ip(ip)),
-                // one unreadable entry spoils the whole header: believe only the peer
-                None => {
-                    return ClientAddr {
-                        ip: peer,
-                        chain: vec![peer],
-                    }
-                }
-            }
-        }
-    }
     let mut chain = vec![peer];
-    let mut client = peer;
-    for ip in listed.iter().rev() {
-        chain.push(*ip);
-        client = *ip;
-        if !policy.is_trusted(*ip) {
+    if !policy.is_trusted(peer) {
+        return ClientAddr { ip: peer, chain };
+    }
+    let values: Vec<&[u8]> = headers
+        .get_all(policy.header.as_str())
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let entries = values.iter().rev().flat_map(|v| v.rsplit(|b| *b == b','));
+    for raw in entries {
+        let ip = std::str::from_utf8(raw)
+            .ok()
+            .and_then(|s| parse_ip(s.trim()))
+            .map(canonical_ip);
+        let Some(ip) = ip else { break };
+        chain.push(ip);
+        if !policy.is_trusted(ip) {
             break;
         }
     }
     chain.reverse();
-    ClientAddr { ip: client, chain }
+    ClientAddr {
+        ip: chain[0],
+        chain,
+    }
 }
 
 /// Accepts `1.2.3.4`, `1.2.3.4:5678`, `::1` and `[::1]:5678`.
@@ -118,6 +112,30 @@ mod tests {
             .map(|s| s.parse().expect("ip"))
             .collect();
         assert_eq!(a.chain, want);
+    }
+
+    #[test]
+    fn garbage_left_of_the_real_client_is_never_read() {
+        let peer: IpAddr = "10.1.1.1".parse().expect("ip");
+        let a = resolve(peer, &headers("x-real-ip", "x, 198.51.100.7"), &policy());
+        assert_eq!(a.ip, "198.51.100.7".parse::<IpAddr>().expect("ip"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-real-ip",
+            http::HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.8").expect("v"),
+        );
+        let a = resolve(peer, &h, &policy());
+        assert_eq!(a.ip, "198.51.100.8".parse::<IpAddr>().expect("ip"));
+    }
+
+    #[test]
+    fn several_header_lines_read_as_one_list() {
+        let peer: IpAddr = "10.1.1.1".parse().expect("ip");
+        let mut h = HeaderMap::new();
+        h.append("x-real-ip", "6.6.6.6".parse().expect("v"));
+        h.append("x-real-ip", "198.51.100.9, 10.3.3.3".parse().expect("v"));
+        let a = resolve(peer, &h, &policy());
+        assert_eq!(a.ip, "198.51.100.9".parse::<IpAddr>().expect("ip"));
     }
 
     #[test]

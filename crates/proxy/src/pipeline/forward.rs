@@ -41,6 +41,11 @@ pub async fn forward(
         .get(&route.node)
         .ok_or(Deny::UpstreamUnreachable)?;
     let upgrade = is_websocket_upgrade(&req);
+    if upgrade && (req.method() != http::Method::GET || declares_body(&req)) {
+        // an upgrade never carries a body: a declared one would desynchronise
+        // the pooled upstream connection (request smuggling)
+        return Err(Deny::BadRequest("upgrade_with_body"));
+    }
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
 
@@ -144,6 +149,16 @@ fn classify(e: &hyper_util::client::legacy::Error, flags: &BodyFlags, rec: &Reco
     Deny::UpstreamFailed
 }
 
+/// A request that says it has a body (any Content-Length but 0, or chunked).
+fn declares_body<B: http_body::Body>(req: &Request<B>) -> bool {
+    !req.body().is_end_stream()
+        || req
+            .headers()
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .any(|v| v.as_bytes() != b"0")
+}
+
 /// An HTTP/1.1 WebSocket upgrade request.
 fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
@@ -165,7 +180,47 @@ fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
 
 /// BOSH and socket.io polling hold a request open on purpose.
 fn is_long_poll(path: &str) -> bool {
-    path.starts_with("/http-bind")
-        || path.starts_with("/httpbinding")
-        || path.starts_with("/socket.io/")
+    ["/http-bind", "/httpbinding", "/socket.io"]
+        .iter()
+        .any(|p| {
+            path == *p
+                || path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_polls_are_recognised_on_segment_boundaries() {
+        assert!(is_long_poll("/http-bind/"));
+        assert!(is_long_poll("/http-bind"));
+        assert!(is_long_poll("/socket.io/"));
+        assert!(!is_long_poll("/http-bindings/x"));
+        assert!(!is_long_poll("/desktop/"));
+    }
+
+    #[test]
+    fn upgrades_are_recognised_and_bodies_declared() {
+        let req = Request::get("/ws/")
+            .header("connection", "keep-alive, Upgrade")
+            .header("upgrade", "websocket")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("req");
+        assert!(is_websocket_upgrade(&req));
+        assert!(!declares_body(&req));
+        let req = Request::get("/ws/")
+            .header("content-length", "12")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("req");
+        assert!(declares_body(&req));
+        let req = Request::get("/ws/")
+            .header("upgrade", "websocket")
+            .body(())
+            .expect("req");
+        assert!(!is_websocket_upgrade(&req));
+    }
 }

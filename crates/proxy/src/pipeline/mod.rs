@@ -74,7 +74,8 @@ pub async fn handle(
     }
     guard.record.status = resp.status().as_u16();
     guard.record.deny = deny.map(Deny::reason);
-    Ok(resp.map(|b| CountedBody::new(b, Box::new(guard))))
+    let watch = conn.activity.watch_body();
+    Ok(resp.map(|b| CountedBody::new(b, Box::new(guard), watch)))
 }
 
 /// Steps 2 to 10, in order.
