@@ -12,6 +12,7 @@ pub enum Deny {
     BadPath(BadPath),
     BadRequest(&'static str),
     HeadTooLarge,
+    UriTooLong,
     BodyTooLarge,
     BodyTimeout,
     UnknownHost,
@@ -31,6 +32,7 @@ impl Deny {
         match self {
             Deny::BadPath(_) | Deny::BadRequest(_) => StatusCode::BAD_REQUEST,
             Deny::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Deny::UriTooLong => StatusCode::URI_TOO_LONG,
             Deny::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Deny::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Deny::UnknownHost | Deny::Misdirected => StatusCode::MISDIRECTED_REQUEST,
@@ -52,6 +54,7 @@ impl Deny {
             Deny::BadPath(b) => b.reason(),
             Deny::BadRequest(r) => r,
             Deny::HeadTooLarge => "head_too_large",
+            Deny::UriTooLong => "uri_too_long",
             Deny::BodyTooLarge => "body_too_large",
             Deny::BodyTimeout => "body_timeout",
             Deny::UnknownHost => "unknown_host",
@@ -74,6 +77,7 @@ impl Deny {
             Deny::BadPath(_)
                 | Deny::BadRequest(_)
                 | Deny::HeadTooLarge
+                | Deny::UriTooLong
                 | Deny::BodyTooLarge
                 | Deny::BodyTimeout
         )

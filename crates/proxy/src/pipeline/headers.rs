@@ -21,16 +21,26 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static("keep-alive"),
 ];
 
-/// Forwarding headers a client must never be able to set.
-const FORWARDING: [&str; 8] = [
+/// Forwarding and override headers a client must never be able to set:
+/// they name the client, or make some upstreams take another path or method.
+const FORWARDING: [&str; 17] = [
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-port",
     "x-forwarded-host",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-forwarded-prefix",
     "x-real-ip",
     "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
     "forwarded",
     "x-request-id",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
 ];
 
 /// Removes hop-by-hop headers, including those `Connection` names.
@@ -68,6 +78,13 @@ pub fn to_upstream(h: &mut HeaderMap, f: &Forwarding<'_>) {
         h.remove(n);
     }
     h.remove(f.client_ip_header);
+    h.remove("x-method-override");
+    // like nginx's default (underscores_in_headers off): `X_Forwarded_For`
+    // must not reach an upstream that reads it as X-Forwarded-For
+    let underscored: Vec<HeaderName> = h.keys().filter(|k| k.as_str().contains('_')).cloned().collect();
+    for k in underscored {
+        h.remove(k);
+    }
     join_cookies(h);
     let xff = f
         .client
@@ -168,6 +185,32 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "https");
         assert!(h.get("x-real-ip").is_none());
         assert!(h.get("forwarded").is_none());
+    }
+
+    #[test]
+    fn override_and_underscored_headers_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert("x-original-url", "/cfadmin".parse().expect("v"));
+        h.insert("x-http-method-override", "DELETE".parse().expect("v"));
+        h.insert("x_forwarded_for", "6.6.6.6".parse().expect("v"));
+        h.insert("true-client-ip", "6.6.6.6".parse().expect("v"));
+        h.insert("x-fine", "1".parse().expect("v"));
+        let c = client();
+        to_upstream(
+            &mut h,
+            &Forwarding {
+                client: &c,
+                external_authority: "f.example.com:8445",
+                external_port: 8445,
+                client_ip_header: "x-real-ip",
+                request_id: "r1",
+                upgrade: false,
+            },
+        );
+        for gone in ["x-original-url", "x-http-method-override", "x_forwarded_for", "true-client-ip"] {
+            assert!(h.get(gone).is_none(), "{gone}");
+        }
+        assert!(h.get("x-fine").is_some());
     }
 
     #[test]

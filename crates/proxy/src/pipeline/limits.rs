@@ -9,12 +9,17 @@ use super::deny::Deny;
 use deskgate_config::Limits;
 use http::HeaderMap;
 
-/// 431 when the head has too many fields, one too long a field, or is too big in all.
-pub fn check_head(h: &HeaderMap, path_len: usize, l: &Limits) -> Result<(), Deny> {
+/// 414 when the request target (path and query) is longer than one header
+/// line may be; 431 when the head has too many fields, one too long a field,
+/// or is too big in all.
+pub fn check_head(h: &HeaderMap, target_len: usize, l: &Limits) -> Result<(), Deny> {
+    if target_len > l.max_header_line {
+        return Err(Deny::UriTooLong);
+    }
     if h.len() > l.max_headers {
         return Err(Deny::HeadTooLarge);
     }
-    let mut total = path_len;
+    let mut total = target_len;
     for (name, value) in h {
         let line = name.as_str().len() + value.len() + 4;
         if line > l.max_header_line {

@@ -86,7 +86,8 @@ async fn run(
 ) -> Result<Response<ProxyBody>, Deny> {
     let d = &conn.shared.snapshot.deployment;
     // 2. parse and normalise
-    limits::check_head(req.headers(), req.uri().path().len(), &d.limits)?;
+    let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    limits::check_head(req.headers(), target_len, &d.limits)?;
     limits::check_declared_body(req.headers(), &d.limits)?;
     let path = normalize::normalize(req.uri().path()).map_err(Deny::BadPath)?;
     // 3. route

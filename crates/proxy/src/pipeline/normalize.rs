@@ -32,7 +32,9 @@ pub enum BadPath {
     InvalidUtf8,
     AboveRoot,
     ParamOnDotSegment,
+    ParamOnEmptySegment,
     ParamNotLast,
+    TrailingDotOrSpace,
 }
 
 impl BadPath {
@@ -46,6 +48,8 @@ impl BadPath {
             BadPath::InvalidUtf8 => "path_invalid_utf8",
             BadPath::AboveRoot => "path_above_root",
             BadPath::ParamOnDotSegment => "path_param_on_dot_segment",
+            BadPath::ParamOnEmptySegment => "path_param_on_empty_segment",
+            BadPath::TrailingDotOrSpace => "path_trailing_dot_or_space",
             BadPath::ParamNotLast => "path_param_not_last",
         }
     }
@@ -68,9 +72,16 @@ pub fn normalize(raw: &str) -> Result<NormalPath, BadPath> {
         };
         let decoded = decode_segment(name)?;
         let is_dot = decoded == "." || decoded == "..";
+        // `cfadmin.` or `cfadmin ` mean `cfadmin` to some file systems
+        if !is_dot && (decoded.ends_with('.') || decoded.ends_with(' ')) {
+            return Err(BadPath::TrailingDotOrSpace);
+        }
         if let Some(p) = param {
             if is_dot {
                 return Err(BadPath::ParamOnDotSegment);
+            }
+            if decoded.is_empty() {
+                return Err(BadPath::ParamOnEmptySegment);
             }
             if i != last_index {
                 return Err(BadPath::ParamNotLast);
@@ -236,6 +247,14 @@ mod tests {
     }
 
     #[test]
+    fn trailing_dots_and_spaces_are_refused() {
+        assert_eq!(normalize("/cfadmin."), Err(BadPath::TrailingDotOrSpace));
+        assert_eq!(normalize("/cfadmin%20"), Err(BadPath::TrailingDotOrSpace));
+        assert_eq!(normalize("/desktop/.../x"), Err(BadPath::TrailingDotOrSpace));
+        assert_eq!(decided("/desktop/.hidden/x"), "/desktop/.hidden/x");
+    }
+
+    #[test]
     fn tomcat_parameters_follow_the_rules() {
         assert_eq!(
             normalize("/desktop/..;/cfadmin"),
@@ -255,13 +274,15 @@ mod tests {
             normalize("/desktop/x;a=%2e%2e"),
             Err(BadPath::ParamOnDotSegment)
         );
+        assert_eq!(normalize("/desktop/;x"), Err(BadPath::ParamOnEmptySegment));
+        assert_eq!(normalize("/desktop//;x"), Err(BadPath::ParamOnEmptySegment));
     }
 
     #[test]
     fn forward_form_keeps_syntax_characters_encoded() {
-        let p = normalize("/a%3Bb/c%3Fd/e%23f/g%25h/%20").expect("ok");
-        assert_eq!(p.decided, "/a;b/c?d/e#f/g%h/ ");
-        assert_eq!(p.forward, "/a%3Bb/c%3Fd/e%23f/g%25h/%20");
+        let p = normalize("/a%3Bb/c%3Fd/e%23f/g%25h/%20x").expect("ok");
+        assert_eq!(p.decided, "/a;b/c?d/e#f/g%h/ x");
+        assert_eq!(p.forward, "/a%3Bb/c%3Fd/e%23f/g%25h/%20x");
         // normalising the forwarded form again is a fixed point
         let again = normalize(&p.forward).expect("ok");
         assert_eq!(again, p);
