@@ -584,9 +584,16 @@ async fn connect_timeout_gets_504() {
 async fn an_overlong_request_target_gets_414() {
     let (_pki, mock, gate, client) = rig(Behaviour::Echo, "").await;
     let long_query = "q=".to_string() + &"a".repeat(9000);
-    let raw = client.raw(format!("GET /desktop/?{long_query} HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes()).await;
+    let raw = client
+        .raw(format!("GET /desktop/?{long_query} HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
+        .await;
     assert_eq!(status_of(&raw), 414, "{}", &raw[..raw.len().min(100)]);
-    let raw = client.raw(format!("GET /desktop/?q=short HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n").as_bytes()).await;
+    let raw = client
+        .raw(
+            format!("GET /desktop/?q=short HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
     assert_eq!(status_of(&raw), 200);
     assert_eq!(mock.heads.lock().expect("lock").len(), 1);
     gate.stop().await;

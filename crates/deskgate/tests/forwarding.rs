@@ -110,3 +110,24 @@ async fn request_bodies_stream_to_the_upstream() {
     assert!(r.text().contains("body-bytes: 5242880"), "{}", r.text());
     gate.stop().await;
 }
+
+#[tokio::test]
+async fn the_response_timeout_starts_after_a_slow_upload() {
+    let extra = "[timeouts]\nupstream_response = \"1s\"\n";
+    let (_pki, mock, gate, client) = rig(Behaviour::Echo, extra).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = client.tls(false).await.expect("tls");
+    s.write_all(format!("PUT /finesse/api/User/1001 HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").as_bytes()).await.expect("head");
+    // four chunks over two seconds: longer than the response timeout
+    for _ in 0..4 {
+        s.write_all(b"5\r\nhello\r\n").await.expect("chunk");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    s.write_all(b"0\r\n\r\n").await.expect("end");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(mock.heads.lock().expect("lock").len(), 1);
+    gate.stop().await;
+}

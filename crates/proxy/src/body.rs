@@ -33,11 +33,33 @@ pub fn full(text: impl Into<Bytes>) -> ProxyBody {
         .boxed()
 }
 
-/// What went wrong with a request body, for the forwarding stage to map.
+/// What happened to a request body, for the forwarding stage: errors to
+/// map, and when it was sent whole (the response timeout starts then).
 #[derive(Default, Debug)]
 pub struct BodyFlags {
     pub too_large: AtomicBool,
     pub timed_out: AtomicBool,
+    sent: AtomicBool,
+    sent_signal: tokio::sync::Notify,
+}
+
+impl BodyFlags {
+    fn mark_sent(&self) {
+        if !self.sent.swap(true, Ordering::SeqCst) {
+            self.sent_signal.notify_one();
+        }
+    }
+
+    /// Resolves once the body has been sent to the end.
+    pub async fn sent(&self) {
+        loop {
+            let signal = self.sent_signal.notified();
+            if self.sent.load(Ordering::SeqCst) {
+                return;
+            }
+            signal.await;
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -98,10 +120,16 @@ where
                 }
                 let deadline = Instant::now() + this.idle;
                 this.timer.as_mut().reset(deadline);
+                if this.inner.is_end_stream() {
+                    this.flags.mark_sent();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.flags.mark_sent();
+                Poll::Ready(None)
+            }
             Poll::Pending => match this.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     this.flags.timed_out.store(true, Ordering::Relaxed);

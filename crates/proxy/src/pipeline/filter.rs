@@ -165,22 +165,39 @@ mod tests {
         let mut r = rules(Kind::Idp);
         r.case_insensitive = true;
         let p = normalize("/adfs/ls/idpinitiated%C5%BFignon").expect("ok");
-        assert_eq!(check(&Method::GET, &p, &HeaderMap::new(), &r, &global()), Err(Deny::BadRequest("non_ascii_path")));
+        assert_eq!(
+            check(&Method::GET, &p, &HeaderMap::new(), &r, &global()),
+            Err(Deny::BadRequest("non_ascii_path"))
+        );
         let p = normalize("/ADFS/ls/IdpInitiatedSignOn").expect("ok");
-        assert_eq!(check(&Method::GET, &p, &HeaderMap::new(), &r, &global()), Err(Deny::AdminPath));
+        assert_eq!(
+            check(&Method::GET, &p, &HeaderMap::new(), &r, &global()),
+            Err(Deny::AdminPath)
+        );
     }
 
     #[test]
     fn cuic_and_chat_have_their_own_sets() {
         let (cuic, chat) = (rules(Kind::Cuic), rules(Kind::Chat));
-        let ok = |r: &PathRules, path: &str| check(&Method::GET, &normalize(path).expect("ok"), &HeaderMap::new(), r, &global());
+        let ok = |r: &PathRules, path: &str| {
+            check(
+                &Method::GET,
+                &normalize(path).expect("ok"),
+                &HeaderMap::new(),
+                r,
+                &global(),
+            )
+        };
         assert_eq!(ok(&cuic, "/cuicui/Main.jsp"), Ok(()));
         assert_eq!(ok(&cuic, "/oamp/"), Err(Deny::AdminPath));
         assert_eq!(ok(&cuic, "/cuic/admin/x"), Err(Deny::AdminPath));
         assert_eq!(ok(&cuic, "/desktop/"), Err(Deny::Unsupported(421)));
         assert_eq!(ok(&chat, "/http-bind/"), Ok(()));
         assert_eq!(ok(&chat, "/cupadmin/"), Err(Deny::AdminPath));
-        assert_eq!(ok(&chat, "/finesse/api/User/1"), Err(Deny::Unsupported(421)));
+        assert_eq!(
+            ok(&chat, "/finesse/api/User/1"),
+            Err(Deny::Unsupported(421))
+        );
     }
 
     #[test]

@@ -83,11 +83,22 @@ pub async fn forward(
     };
 
     let started = Instant::now();
-    let result = tokio::time::timeout(
-        timeout,
-        node.client.request(Request::from_parts(parts, body)),
-    )
-    .await;
+    let body_empty = body.is_end_stream();
+    // the response timeout runs from the end of the upload (a slow 15 MB
+    // upload is bounded by the body idle timeout, not answered with 504)
+    let deadline = {
+        let flags = flags.clone();
+        async move {
+            if !body_empty {
+                flags.sent().await;
+            }
+            tokio::time::sleep(timeout).await;
+        }
+    };
+    let result = tokio::select! {
+        r = node.client.request(Request::from_parts(parts, body)) => Ok(r),
+        _ = deadline => Err(()),
+    };
     rec.upstream_header_ms = Some(started.elapsed().as_millis() as u64);
     let mut resp = match result {
         Err(_) => {

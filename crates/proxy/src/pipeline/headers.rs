@@ -81,7 +81,11 @@ pub fn to_upstream(h: &mut HeaderMap, f: &Forwarding<'_>) {
     h.remove("x-method-override");
     // like nginx's default (underscores_in_headers off): `X_Forwarded_For`
     // must not reach an upstream that reads it as X-Forwarded-For
-    let underscored: Vec<HeaderName> = h.keys().filter(|k| k.as_str().contains('_')).cloned().collect();
+    let underscored: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| k.as_str().contains('_'))
+        .cloned()
+        .collect();
     for k in underscored {
         h.remove(k);
     }
@@ -207,7 +211,12 @@ mod tests {
                 upgrade: false,
             },
         );
-        for gone in ["x-original-url", "x-http-method-override", "x_forwarded_for", "true-client-ip"] {
+        for gone in [
+            "x-original-url",
+            "x-http-method-override",
+            "x_forwarded_for",
+            "true-client-ip",
+        ] {
             assert!(h.get(gone).is_none(), "{gone}");
         }
         assert!(h.get("x-fine").is_some());

@@ -250,7 +250,10 @@ mod tests {
     fn trailing_dots_and_spaces_are_refused() {
         assert_eq!(normalize("/cfadmin."), Err(BadPath::TrailingDotOrSpace));
         assert_eq!(normalize("/cfadmin%20"), Err(BadPath::TrailingDotOrSpace));
-        assert_eq!(normalize("/desktop/.../x"), Err(BadPath::TrailingDotOrSpace));
+        assert_eq!(
+            normalize("/desktop/.../x"),
+            Err(BadPath::TrailingDotOrSpace)
+        );
         assert_eq!(decided("/desktop/.hidden/x"), "/desktop/.hidden/x");
     }
 
