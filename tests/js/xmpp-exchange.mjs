@@ -14,11 +14,13 @@ const service = process.env.DG_SERVICE;
 
 // The browser-like WebSocket @xmpp/client uses, dialing deskgate's test port
 // while the URL (and so Host and SNI) keeps the external name.
+const negotiated = [];
 globalThis.WebSocket = class extends WS {
   constructor(url, protocols) {
     super(url, protocols, {
       createConnection: (opts) => tls.connect({ ...opts, host, port: Number(port), servername }),
     });
+    this.addEventListener("open", () => negotiated.push(this.protocol));
   }
 };
 
@@ -50,7 +52,7 @@ try {
   await a.send(xml("message", { to: "agent2@localhost/desktop", type: "chat" }, xml("body", {}, "hello " + big)));
   const body = await received;
   clearTimeout(timer);
-  console.log(JSON.stringify({ ok: body === "hello " + big, pong: pong.attrs.type, bytes: body.length }));
+  console.log(JSON.stringify({ ok: body === "hello " + big, pong: pong.attrs.type, bytes: body.length, protocols: negotiated }));
   await a.stop();
   await b.stop();
   process.exit(body === "hello " + big ? 0 : 1);

@@ -200,10 +200,21 @@ fn port(cx: &mut Ctx<'_>, v: i64, kp: &KeyPath) -> Option<u16> {
     }
 }
 
+/// No timeout in deskgate needs more than a day; longer ones are typos.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 fn duration(cx: &mut Ctx<'_>, v: &Option<String>, default: Duration, kp: &KeyPath) -> Duration {
     match v {
         None => default,
         Some(s) => match humantime::parse_duration(s) {
+            Ok(d) if d > MAX_DURATION => {
+                cx.p.add(
+                    kp.clone(),
+                    format!("{s:?} is longer than a day"),
+                    "use at most \"24h\"",
+                );
+                default
+            }
             Ok(d) if !d.is_zero() => d,
             _ => {
                 cx.p.add(

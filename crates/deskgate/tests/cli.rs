@@ -88,6 +88,30 @@ fn check_passes_on_the_example_once_its_certificates_exist() {
 }
 
 #[test]
+fn the_loopback_example_checks_out_too() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("loopback.toml");
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/loopback.toml"),
+        &cfg,
+    )
+    .expect("copy");
+    let cfg_s = cfg.to_str().expect("utf8");
+    assert!(deskgate(&["gen-certs", "-c", cfg_s]).status.success());
+    let out = deskgate(&["check", "-c", cfg_s]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = deskgate(&["proxymap", "-c", cfg_s]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "finesse.internal:8080=finesse.localhost:8445\n"
+    );
+}
+
+#[test]
 fn check_fails_with_exit_1_and_names_the_line() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = dir.path().join("bad.toml");

@@ -226,6 +226,27 @@ fn broken_configs_are_reported_with_file_line_key_and_fix() {
             key: "component[0].node[1].internal",
             message: "is already a node of component",
         },
+        Case {
+            what: "a wildcard bind and a specific bind on one port of one side",
+            edit: |t, _| t.replace("side = \"b\"\nbind = \"0.0.0.0:8445\"", "side = \"a\"\nbind = \"10.0.0.5:8445\""),
+            line_with: "bind = \"10.0.0.5:8445\"",
+            key: "listener[1].bind",
+            message: "already binds 0.0.0.0:8445 (this one wants 10.0.0.5:8445)",
+        },
+        Case {
+            what: "the internal listener on a listener's address",
+            edit: |t, _| format!("{t}\n[[internal]]\nside = \"a\"\nbind = \"127.0.0.1:8445\"\n"),
+            line_with: "bind = \"127.0.0.1:8445\"",
+            key: "internal[0].bind",
+            message: "listener[0] of side a already binds 127.0.0.1:8445",
+        },
+        Case {
+            what: "an absurd duration",
+            edit: |t, _| format!("{t}\n[timeouts]\ntunnel_idle = \"1000000y\"\n"),
+            line_with: "1000000y",
+            key: "timeouts.tunnel_idle",
+            message: "is longer than a day",
+        },
     ];
     let pki = Pki::new();
     let good = base(&pki);

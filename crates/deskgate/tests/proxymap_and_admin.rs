@@ -81,3 +81,88 @@ async fn admin_socket_reports_status_and_is_owner_only() {
     gate.stop().await;
     assert!(!sock.exists(), "the socket is removed at shutdown");
 }
+
+#[tokio::test]
+async fn each_side_serves_only_its_listeners_and_the_map_covers_both() {
+    use deskgate_testkit::client::Client;
+    use deskgate_testkit::mock::{Behaviour, Mock};
+    let pki = Pki::new();
+    let mock = Mock::start(Behaviour::Echo, None).await;
+    let b = pki.server("side-b", &["finesse1b.example.com"]);
+    let extra = format!(
+        r#"
+[[listener]]
+name = "back"
+side = "b"
+bind = "127.0.0.1:0"
+external_port = 8445
+[[listener.cert]]
+names = ["finesse1b.example.com"]
+cert = "{}"
+key_file = "{}"
+
+[[component]]
+name = "finesse1-b"
+kind = "finesse"
+scheme = "http"
+[[component.node]]
+internal = "finesse1b.internal.test:8445"
+connect = "{}"
+external = "finesse1b.example.com:8445"
+side = "b"
+
+[[internal]]
+side = "b"
+bind = "127.0.0.1:0"
+"#,
+        b.cert.display(),
+        b.key.display(),
+        mock.addr
+    );
+    let toml = one_route(
+        &pki,
+        &Setup {
+            upstream: mock.addr,
+            extra: &extra,
+            ..Setup::default()
+        },
+    );
+    let gate = Gate::start_side(&pki, &toml, deskgate_config::Side::B).await;
+    let names: Vec<&String> = gate.listeners.keys().collect();
+    assert_eq!(names, vec!["back"], "side b serves only its own listener");
+    let client = Client::new(&pki, gate.addr("back"), "finesse1b.example.com");
+    assert_eq!(
+        client
+            .get("finesse1b.example.com:8445", "/desktop/")
+            .await
+            .status,
+        200
+    );
+    // side a's hosts are not routed here
+    assert_eq!(
+        client
+            .get("finesse1a.example.com:8445", "/desktop/")
+            .await
+            .status,
+        421
+    );
+    let internal = gate.internal.expect("side b internal listener");
+    let (status, map) = plain(
+        tokio::net::TcpStream::connect(internal)
+            .await
+            .expect("connect"),
+        "GET",
+        "/proxymap.txt",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        map.contains("finesse1a.internal.test:8445=finesse1a.example.com:8445"),
+        "{map}"
+    );
+    assert!(
+        map.contains("finesse1b.internal.test:8445=finesse1b.example.com:8445"),
+        "{map}"
+    );
+    gate.stop().await;
+}

@@ -67,7 +67,9 @@ async fn xmpp_client_logs_in_and_exchanges_messages_through_deskgate() {
         "xmpp exchange failed\nstdout: {stdout}\nstderr: {stderr}\nprosody: {prosody_log}"
     );
     assert!(
-        stdout.contains("\"ok\":true") && stdout.contains("\"pong\":\"result\""),
+        stdout.contains("\"ok\":true")
+            && stdout.contains("\"pong\":\"result\"")
+            && stdout.contains("\"protocols\":[\"xmpp\",\"xmpp\"]"),
         "{stdout}"
     );
 

@@ -78,10 +78,7 @@ pub async fn start(deployment: Arc<Deployment>, side: Side) -> Result<Running, S
             drain_rx.clone(),
         )));
         if let Some(path) = &i.admin_socket {
-            let _ = std::fs::remove_file(path);
-            let sock = UnixListener::bind(path)
-                .map_err(|e| format!("admin socket {}: {e}", path.display()))?;
-            restrict(path)?;
+            let sock = bind_owner_only(path)?;
             let sh = shared.clone();
             let st = Arc::new(AdminState {
                 side: side.as_str(),
@@ -112,11 +109,17 @@ pub async fn start(deployment: Arc<Deployment>, side: Side) -> Result<Running, S
     })
 }
 
-#[cfg(unix)]
-fn restrict(path: &std::path::Path) -> Result<(), String> {
+/// Binds the admin socket under a temporary name, makes it owner-only, then
+/// renames it into place: nobody can connect while it is still open to all.
+fn bind_owner_only(path: &std::path::Path) -> Result<UnixListener, String> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("admin socket {}: {e}", path.display()))
+    let err = |e: std::io::Error| format!("admin socket {}: {e}", path.display());
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let sock = UnixListener::bind(&tmp).map_err(err)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    Ok(sock)
 }
 
 impl Running {

@@ -16,6 +16,11 @@ pub struct Gate {
 impl Gate {
     /// Writes `toml` next to the PKI files and starts side A from it.
     pub async fn start(pki: &Pki, toml: &str) -> Gate {
+        Gate::start_side(pki, toml, deskgate_config::Side::A).await
+    }
+
+    /// Like `start`, for either side.
+    pub async fn start_side(pki: &Pki, toml: &str, side: deskgate_config::Side) -> Gate {
         // server logs go to the test output (shown for failing tests); RUST_LOG tunes them
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -30,7 +35,7 @@ impl Gate {
             Ok(d) => d,
             Err(e) => panic!("test config is invalid:\n{e}\n---\n{toml}"),
         };
-        let running = deskgate_proxy::start(Arc::new(d), deskgate_config::Side::A)
+        let running = deskgate_proxy::start(Arc::new(d), side)
             .await
             .expect("start deskgate");
         Gate {
