@@ -89,3 +89,34 @@ impl Deny {
         format!("{} {}\n", s.as_u16(), s.canonical_reason().unwrap_or(""))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_reference() {
+        let table = [
+            (Deny::BadRequest("x"), 400),
+            (Deny::HeadTooLarge, 431),
+            (Deny::UriTooLong, 414),
+            (Deny::BodyTooLarge, 413),
+            (Deny::BodyTimeout, 408),
+            (Deny::UnknownHost, 421),
+            (Deny::Misdirected, 421),
+            (Deny::AdminPath, 403),
+            (Deny::Method, 405),
+            (Deny::Unsupported(404), 404),
+            (Deny::UserAgent, 412),
+            (Deny::Referer, 417),
+            (Deny::UpstreamUnreachable, 502),
+            (Deny::UpstreamFailed, 502),
+            (Deny::UpstreamTimeout, 504),
+        ];
+        for (d, status) in table {
+            assert_eq!(d.status().as_u16(), status, "{d:?}");
+            // bodies are the status line's words: nothing about the request or the upstream
+            assert_eq!(d.body(), format!("{} {}\n", status, d.status().canonical_reason().unwrap_or("")));
+        }
+    }
+}
