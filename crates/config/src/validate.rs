@@ -484,9 +484,39 @@ fn listener(cx: &mut Ctx<'_>, l: &ListenerFile, kp: &KeyPath) -> Option<Listener
 /// the same address, or on any address when one of them is the wildcard.
 /// Port 0 (tests) asks the kernel for a fresh port and never clashes.
 pub(crate) fn binds_clash(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() != 0
-        && a.port() == b.port()
-        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+    use std::net::IpAddr;
+    fn canon(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        }
+    }
+    // a wildcard covers its own family; [::] (dual-stack) covers IPv4 too
+    fn covers(wild: IpAddr, other: IpAddr) -> bool {
+        wild.is_unspecified() && (wild.is_ipv6() || other.is_ipv4())
+    }
+    let (x, y) = (canon(a.ip()), canon(b.ip()));
+    a.port() != 0 && a.port() == b.port() && (x == y || covers(x, y) || covers(y, x))
+}
+
+#[cfg(test)]
+mod bind_tests {
+    use super::binds_clash;
+
+    #[test]
+    fn clashes_follow_address_families() {
+        let c = |a: &str, b: &str| binds_clash(a.parse().expect("a"), b.parse().expect("b"));
+        assert!(c("0.0.0.0:443", "10.0.0.5:443"));
+        assert!(c("[::]:443", "10.0.0.5:443"));
+        assert!(c("[::ffff:127.0.0.1]:443", "127.0.0.1:443"));
+        assert!(!c("0.0.0.0:443", "[::1]:443"));
+        assert!(!c("10.0.0.5:443", "10.0.0.6:443"));
+        assert!(!c("0.0.0.0:443", "0.0.0.0:8443"));
+        assert!(!c("127.0.0.1:0", "127.0.0.1:0"));
+    }
 }
 
 fn check_listener_clashes(cx: &mut Ctx<'_>, listeners: &[(usize, Listener)]) {

@@ -79,6 +79,12 @@ async fn a_slow_request_head_is_cut() {
         start.elapsed()
     );
     assert!(mock.heads.lock().expect("lock").is_empty());
+    let lines = gate.log_lines(1).await;
+    assert_eq!(
+        (lines[0]["status"].as_u64(), lines[0]["deny"].as_str()),
+        (Some(408), Some("head_timeout")),
+        "{lines:?}"
+    );
     // others are still served
     assert_eq!(client.get(HOST, "/desktop/").await.status, 200);
     gate.stop().await;

@@ -7,7 +7,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -34,30 +34,43 @@ pub fn full(text: impl Into<Bytes>) -> ProxyBody {
 }
 
 /// What happened to a request body, for the forwarding stage: errors to
-/// map, and when it was sent whole (the response timeout starts then).
-#[derive(Default, Debug)]
+/// map, and how the upload is going (the response timeout counts from its
+/// last progress, so a slow upload is not a slow upstream).
+#[derive(Debug)]
 pub struct BodyFlags {
     pub too_large: AtomicBool,
     pub timed_out: AtomicBool,
-    sent: AtomicBool,
-    sent_signal: tokio::sync::Notify,
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last chunk (or the end) sent upstream.
+    last_progress: AtomicU64,
+}
+
+impl Default for BodyFlags {
+    fn default() -> Self {
+        BodyFlags {
+            too_large: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
+            epoch: Instant::now(),
+            last_progress: AtomicU64::new(0),
+        }
+    }
 }
 
 impl BodyFlags {
-    fn mark_sent(&self) {
-        if !self.sent.swap(true, Ordering::SeqCst) {
-            self.sent_signal.notify_one();
-        }
+    fn progress(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_progress.store(ms, Ordering::Relaxed);
     }
 
-    /// Resolves once the body has been sent to the end.
-    pub async fn sent(&self) {
+    /// Resolves `timeout` after the upload's last progress: after its end,
+    /// or after the upstream stopped taking it.
+    pub async fn quiet_for(&self, timeout: Duration) {
         loop {
-            let signal = self.sent_signal.notified();
-            if self.sent.load(Ordering::SeqCst) {
+            let last = Duration::from_millis(self.last_progress.load(Ordering::Relaxed));
+            tokio::time::sleep_until(self.epoch + last + timeout).await;
+            if Duration::from_millis(self.last_progress.load(Ordering::Relaxed)) == last {
                 return;
             }
-            signal.await;
         }
     }
 }
@@ -120,20 +133,18 @@ where
                 }
                 let deadline = Instant::now() + this.idle;
                 this.timer.as_mut().reset(deadline);
-                if this.inner.is_end_stream() {
-                    this.flags.mark_sent();
-                }
+                this.flags.progress();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => {
-                this.flags.mark_sent();
+                this.flags.progress();
                 Poll::Ready(None)
             }
             Poll::Pending => match this.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     this.flags.timed_out.store(true, Ordering::Relaxed);
-                    Poll::Ready(Some(Err(Box::new(BodyError("request body idle timeout")))))
+                    Poll::Ready(Some(Err(Box::new(BodyError("body idle timeout")))))
                 }
                 Poll::Pending => Poll::Pending,
             },
@@ -146,6 +157,14 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for LimitedBody<B> {
+    fn drop(&mut self) {
+        // the client dropped it once it wrote what it needed (for example
+        // Content-Length bytes without END_STREAM yet): nothing more goes up
+        self.flags.progress();
     }
 }
 

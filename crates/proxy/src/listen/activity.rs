@@ -22,6 +22,8 @@ pub struct Activity {
     head_since: AtomicU64,
     /// Response bodies waiting for the client to take their next chunk.
     bodies: Mutex<Vec<Weak<AtomicU64>>>,
+    /// When bytes last went out to the client.
+    last_write: AtomicU64,
     close: AtomicBool,
 }
 
@@ -43,6 +45,7 @@ impl Activity {
             idle_since: AtomicU64::new(0),
             head_since: AtomicU64::new(NONE),
             bodies: Mutex::new(Vec::new()),
+            last_write: AtomicU64::new(0),
             close: AtomicBool::new(false),
         })
     }
@@ -60,6 +63,16 @@ impl Activity {
 
     pub fn want_close(&self) {
         self.close.store(true, Ordering::Relaxed);
+    }
+
+    fn bytes_written(&self) {
+        self.last_write.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// Whether a request head has started arriving and is not complete yet.
+    pub fn head_pending(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_since.load(Ordering::Relaxed) != NONE
     }
 
     fn bytes_read(&self) {
@@ -105,8 +118,11 @@ impl Activity {
         send_idle: Duration,
     ) -> Verdict {
         let now = self.now();
-        if self.longest_body_wait(now) > send_idle.as_millis() as u64 {
-            // a client that does not take what we send (slow read, zero window)
+        let send_idle_ms = send_idle.as_millis() as u64;
+        let quiet = now.saturating_sub(self.last_write.load(Ordering::Relaxed));
+        if quiet > send_idle_ms && self.longest_body_wait(now) > send_idle_ms {
+            // a body is waiting and nothing at all went out for send_idle: the
+            // client does not take what we send (slow read, zero window)
             return Verdict::Abort;
         }
         if self.in_flight.load(Ordering::Relaxed) > 0 {
@@ -193,7 +209,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.bytes_written();
+        }
+        r
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -206,7 +226,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.bytes_written();
+        }
+        r
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -234,6 +258,22 @@ mod tests {
         assert_eq!(a.check(ka, None, SEND), Verdict::Abort);
         drop(w);
         assert_eq!(a.check(ka, None, SEND), Verdict::KeepGoing);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_but_steady_reader_is_kept() {
+        let a = Activity::new();
+        let _t = a.request_started();
+        let w = a.watch_body();
+        w.handed_over();
+        for _ in 0..30 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            a.bytes_written();
+            assert_eq!(
+                a.check(Duration::from_secs(20), None, SEND),
+                Verdict::KeepGoing
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

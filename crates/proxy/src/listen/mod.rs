@@ -222,7 +222,12 @@ async fn connection(
                     conn.as_mut().graceful_shutdown();
                 }
                 Verdict::Shutdown => {}
-                Verdict::Abort => break,
+                Verdict::Abort => {
+                    if activity.head_pending() {
+                        log_rejection(&shared, &info_for_log, 408, "head_timeout", is_h2);
+                    }
+                    break;
+                }
             },
             _ = crate::listen::until(&mut draining), if !shutting_down => {
                 shutting_down = true;
@@ -234,26 +239,37 @@ async fn connection(
 }
 
 /// Requests the HTTP parser refused before the pipeline saw them (head too
-/// large, too many fields, bad syntax, head timeout) still get their one
-/// access log line.
+/// large, too many fields, bad syntax) still get their one access log line.
 fn log_parser_rejection(
     shared: &Shared,
-    (listener, peer): &(String, SocketAddr),
+    conn: &(String, SocketAddr),
     e: &(dyn std::error::Error + Send + Sync + 'static),
     is_h2: bool,
 ) {
     let Some(e) = e.downcast_ref::<hyper::Error>() else {
         return;
     };
-    let (status, reason) = if e.is_parse_too_large() {
+    // hyper answers these itself: 414 for a long URI, 431 for a large head, 400 else
+    let (status, reason) = if e.is_parse_too_large() && e.to_string().contains("URI too long") {
+        (414, "uri_too_long")
+    } else if e.is_parse_too_large() {
         (431, "head_too_large")
     } else if e.is_parse() {
         (400, "malformed_request")
-    } else if e.is_timeout() {
-        (408, "head_timeout")
     } else {
         return;
     };
+    log_rejection(shared, conn, status, reason, is_h2);
+}
+
+/// One access log line for a request that never reached the pipeline.
+fn log_rejection(
+    shared: &Shared,
+    (listener, peer): &(String, SocketAddr),
+    status: u16,
+    reason: &'static str,
+    is_h2: bool,
+) {
     let mut guard = pipeline::log::LogGuard::new(
         shared.access_log.clone(),
         pipeline::log::Record {

@@ -116,7 +116,14 @@ mod tests {
         for (d, status) in table {
             assert_eq!(d.status().as_u16(), status, "{d:?}");
             // bodies are the status line's words: nothing about the request or the upstream
-            assert_eq!(d.body(), format!("{} {}\n", status, d.status().canonical_reason().unwrap_or("")));
+            assert_eq!(
+                d.body(),
+                format!(
+                    "{} {}\n",
+                    status,
+                    d.status().canonical_reason().unwrap_or("")
+                )
+            );
         }
     }
 }

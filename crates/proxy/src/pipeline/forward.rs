@@ -83,18 +83,10 @@ pub async fn forward(
     };
 
     let started = Instant::now();
-    let body_empty = body.is_end_stream();
-    // the response timeout runs from the end of the upload (a slow 15 MB
-    // upload is bounded by the body idle timeout, not answered with 504)
-    let deadline = {
-        let flags = flags.clone();
-        async move {
-            if !body_empty {
-                flags.sent().await;
-            }
-            tokio::time::sleep(timeout).await;
-        }
-    };
+    // the response timeout counts from the upload's last progress: a slow
+    // 15 MB upload is bounded by the body idle timeout, not answered with
+    // 504, and an upstream that stops taking the body still times out
+    let deadline = flags.quiet_for(timeout);
     let result = tokio::select! {
         r = node.client.request(Request::from_parts(parts, body)) => Ok(r),
         _ = deadline => Err(()),
@@ -167,7 +159,7 @@ fn declares_body<B: http_body::Body>(req: &Request<B>) -> bool {
             .headers()
             .get_all(header::CONTENT_LENGTH)
             .iter()
-            .any(|v| v.as_bytes() != b"0")
+            .any(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) != Some(0))
 }
 
 /// An HTTP/1.1 WebSocket upgrade request.
