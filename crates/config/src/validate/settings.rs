@@ -1,0 +1,177 @@
+//! Instance-wide settings: limits, timeouts, client IP, internal listeners, filters.
+
+use super::values::{count, duration, side, size, socket_addr};
+use super::Ctx;
+use crate::error::KeyPath;
+use crate::file::{ClientIpFile, FilterFile, InternalFile, LimitsFile, TimeoutsFile};
+use crate::runtime::*;
+
+pub(super) fn limits(cx: &mut Ctx<'_>, f: &LimitsFile, kp: &KeyPath) -> Limits {
+    let d = Limits::default();
+    let max_head = size(cx, &f.max_head, d.max_head as u64, &kp.key("max_head")) as usize;
+    let max_header_line = size(
+        cx,
+        &f.max_header_line,
+        d.max_header_line as u64,
+        &kp.key("max_header_line"),
+    ) as usize;
+    if max_head < 8192 {
+        cx.p.add(
+            kp.key("max_head"),
+            format!("{max_head} bytes is below the 8KB minimum"),
+            "use at least \"8KB\"",
+        );
+    }
+    Limits {
+        max_body: size(cx, &f.max_body, d.max_body, &kp.key("max_body")),
+        max_head,
+        max_header_line,
+        max_headers: count(
+            cx,
+            f.max_headers,
+            d.max_headers as u64,
+            1000,
+            &kp.key("max_headers"),
+        ) as usize,
+        keepalive_requests: count(
+            cx,
+            f.keepalive_requests,
+            d.keepalive_requests as u64,
+            1_000_000,
+            &kp.key("keepalive_requests"),
+        ) as u32,
+        h2_max_streams: count(
+            cx,
+            f.h2_max_streams,
+            d.h2_max_streams as u64,
+            10_000,
+            &kp.key("h2_max_streams"),
+        ) as u32,
+        max_connections: count(
+            cx,
+            f.max_connections,
+            d.max_connections as u64,
+            10_000_000,
+            &kp.key("max_connections"),
+        ) as usize,
+    }
+}
+
+pub(super) fn timeouts(cx: &mut Ctx<'_>, f: &TimeoutsFile, kp: &KeyPath) -> Timeouts {
+    let d = Timeouts::default();
+    Timeouts {
+        handshake: duration(cx, &f.handshake, d.handshake, &kp.key("handshake")),
+        request_head: duration(cx, &f.request_head, d.request_head, &kp.key("request_head")),
+        body_idle: duration(cx, &f.body_idle, d.body_idle, &kp.key("body_idle")),
+        send_idle: duration(cx, &f.send_idle, d.send_idle, &kp.key("send_idle")),
+        keepalive: duration(cx, &f.keepalive, d.keepalive, &kp.key("keepalive")),
+        upstream_connect: duration(
+            cx,
+            &f.upstream_connect,
+            d.upstream_connect,
+            &kp.key("upstream_connect"),
+        ),
+        upstream_response: duration(
+            cx,
+            &f.upstream_response,
+            d.upstream_response,
+            &kp.key("upstream_response"),
+        ),
+        tunnel_idle: duration(cx, &f.tunnel_idle, d.tunnel_idle, &kp.key("tunnel_idle")),
+        drain: duration(cx, &f.drain, d.drain, &kp.key("drain")),
+    }
+}
+
+pub(super) fn client_ip(cx: &mut Ctx<'_>, f: &ClientIpFile, kp: &KeyPath) -> ClientIpPolicy {
+    let mut trusted = Vec::new();
+    for (i, t) in f.trusted.iter().enumerate() {
+        let parsed = t
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(n) => trusted.push(n.trunc()),
+            Err(_) => cx.p.add(
+                kp.key("trusted").index(i),
+                format!("{t:?} is not an IP address or CIDR"),
+                "write e.g. \"10.1.0.0/16\" or \"192.0.2.10\"",
+            ),
+        }
+    }
+    let header = f.header.clone().unwrap_or_else(|| "X-Real-IP".to_string());
+    let valid = !header.is_empty()
+        && header
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        cx.p.add(
+            kp.key("header"),
+            format!("{header:?} is not a header name"),
+            "write a header name such as \"X-Real-IP\"",
+        );
+    }
+    ClientIpPolicy {
+        trusted,
+        header: header.to_ascii_lowercase(),
+    }
+}
+
+pub(super) fn internal(cx: &mut Ctx<'_>, list: &[InternalFile], kp: &KeyPath) -> Vec<Internal> {
+    let mut out: Vec<Internal> = Vec::new();
+    for (i, f) in list.iter().enumerate() {
+        let ikp = kp.index(i);
+        let side = side(cx, &f.side, &ikp.key("side"));
+        let bind = socket_addr(cx, &f.bind, &ikp.key("bind"));
+        if let (Some(side), Some(bind)) = (side, bind) {
+            if out.iter().any(|o| o.side == side) {
+                cx.p.add(
+                    ikp.key("side"),
+                    format!("side {} has two [[internal]] tables", side.as_str()),
+                    "keep one [[internal]] per side",
+                );
+            }
+            out.push(Internal {
+                side,
+                bind,
+                admin_socket: f.admin_socket.as_ref().map(|p| cx.path(p)),
+            });
+        }
+    }
+    out
+}
+
+pub(super) fn global_filter(cx: &mut Ctx<'_>, f: &FilterFile, kp: &KeyPath) -> GlobalFilter {
+    let unsupported_status = match f.unsupported_status {
+        None => 421,
+        Some(s @ (404 | 421)) => s as u16,
+        Some(s) => {
+            cx.p.add(
+                kp.key("unsupported_status"),
+                format!("{s} is not allowed"),
+                "use 421 (default) or 404",
+            );
+            421
+        }
+    };
+    let user_agent = f
+        .user_agent
+        .as_ref()
+        .and_then(|r| match regex::Regex::new(r) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                cx.p.add(
+                    kp.key("user_agent"),
+                    format!("bad regex: {e}"),
+                    "fix the regular expression",
+                );
+                None
+            }
+        });
+    GlobalFilter {
+        unsupported_status,
+        user_agent,
+        referer_hosts: f
+            .referer_hosts
+            .as_ref()
+            .map(|v| v.iter().map(|h| h.to_ascii_lowercase()).collect()),
+    }
+}
