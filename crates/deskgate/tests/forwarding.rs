@@ -32,6 +32,13 @@ async fn upstream_connections_are_pooled_and_reused() {
         1,
         "one pooled upstream connection served all ten"
     );
+    // the log tells the fresh connection from the reused ones
+    let lines = gate.log_lines(10).await;
+    assert!(lines[0]["upstream_connect_ms"].is_u64(), "{}", lines[0]);
+    assert!(
+        lines[1..].iter().all(|l| l["upstream_connect_ms"] == 0),
+        "{lines:?}"
+    );
     gate.stop().await;
 }
 

@@ -162,3 +162,38 @@ async fn a_zero_window_slow_reader_is_dropped_after_send_idle() {
     assert_eq!(lines[0]["incomplete"], true, "{lines:?}");
     gate.stop().await;
 }
+
+#[tokio::test]
+async fn streams_over_the_concurrency_cap_are_refused() {
+    let (_pki, mock, gate, client) = rig(Behaviour::Slow, "[limits]\nh2_max_streams = 2\n").await;
+    let mut s = client.tls(true).await.expect("tls");
+    let mut bytes = preface();
+    for id in [1u32, 3, 5] {
+        bytes.extend(frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            id,
+            &get_block(HOST, "/desktop/"),
+        ));
+    }
+    s.write_all(&bytes).await.expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let frames = parse(&got);
+    assert!(
+        frames
+            .iter()
+            .any(|f| (f.0 == RST_STREAM && f.2 == 5) || f.0 == GOAWAY),
+        "the third stream must be refused: {:?}",
+        frames.iter().map(|f| (f.0, f.2)).collect::<Vec<_>>()
+    );
+    assert!(mock.heads.lock().expect("lock").len() <= 2);
+    drop(s);
+    gate.stop().await;
+}

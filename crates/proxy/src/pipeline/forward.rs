@@ -15,7 +15,7 @@ use super::log::Record;
 use super::normalize::NormalPath;
 use crate::body::{empty, BodyFlags, LimitedBody, ProxyBody};
 use crate::listen::ConnInfo;
-use crate::upstream::connect::ConnectError;
+use crate::upstream::connect::{ConnectError, ConnectInfo};
 use crate::upstream::tunnel;
 use deskgate_config::Route;
 use http::{header, Request, Response, StatusCode, Uri, Version};
@@ -103,6 +103,10 @@ pub async fn forward(
         Ok(Err(e)) => return Err(classify(&e, &flags, rec)),
         Ok(Ok(r)) => r,
     };
+    if let Some(c) = resp.extensions().get::<ConnectInfo>() {
+        let fresh = c.at >= started;
+        rec.upstream_connect_ms = Some(if fresh { c.took.as_millis() as u64 } else { 0 });
+    }
 
     if let Some(client_upgrade) = client_upgrade {
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {

@@ -121,6 +121,8 @@ pub struct Record {
     pub proto: &'static str,
     pub status: u16,
     pub deny: Option<&'static str>,
+    /// Time to connect to the node: 0 on a reused pooled connection.
+    pub upstream_connect_ms: Option<u64>,
     pub upstream_header_ms: Option<u64>,
     pub cache: &'static str,
 }
@@ -172,6 +174,7 @@ impl LogGuard {
             "status": if r.status == 0 { 499 } else { r.status },
             "bytes": self.bytes,
             "ms": self.elapsed_ms(),
+            "upstream_connect_ms": r.upstream_connect_ms,
             "upstream_header_ms": r.upstream_header_ms,
             "cache": r.cache,
         });

@@ -63,6 +63,118 @@ pub fn resolve<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use deskgate_config::kinds::Kind;
+    use deskgate_config::runtime::{Component, Node, PathRules, Scheme, Side, SniCert};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn sni_cert(ca: &deskgate_devcerts::Ca, names: &[&str]) -> SniCert {
+        let issued = ca.server(names).expect("cert");
+        let certs = vec![CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).expect("pem")];
+        let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).expect("key");
+        SniCert {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            key: Arc::new(deskgate_config::tls::certified_key(certs, key).expect("pair")),
+        }
+    }
+
+    /// Port 8445; a and b share a certificate, c has its own; a and c have routes.
+    fn listener() -> Listener {
+        let ca = deskgate_devcerts::Ca::new("t").expect("ca");
+        let component = Arc::new(Component {
+            name: "f".into(),
+            kind: Kind::Finesse,
+            scheme: Scheme::Http,
+            tls: None,
+            response_timeout: Duration::from_secs(1),
+            rules: PathRules {
+                allow: vec![],
+                deny: vec![],
+                methods: vec![],
+                case_insensitive: false,
+            },
+            nodes: vec![],
+        });
+        let route = |host: &str| Route {
+            component: component.clone(),
+            node: Arc::new(Node {
+                internal_host: format!("{host}.internal"),
+                internal_port: 8445,
+                connect: None,
+                external_host: host.into(),
+                external_port: 8445,
+                side: Side::A,
+            }),
+        };
+        let mut routes = HashMap::new();
+        routes.insert("a.example.com".to_string(), route("a.example.com"));
+        routes.insert("c.example.com".to_string(), route("c.example.com"));
+        Listener {
+            name: "l".into(),
+            side: Side::A,
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            external_port: 8445,
+            certs: vec![
+                sni_cert(&ca, &["a.example.com", "b.example.com"]),
+                sni_cert(&ca, &["c.example.com"]),
+            ],
+            routes,
+            hsts: false,
+        }
+    }
+
+    #[test]
+    fn routes_by_host_and_the_listener_port() {
+        let l = listener();
+        let host = |r: Result<&Route, Deny>| r.map(|r| r.node.external_host.clone());
+        assert_eq!(
+            host(resolve(&l, Some("a.example.com:8445"), None, false)),
+            Ok("a.example.com".into())
+        );
+        assert_eq!(
+            host(resolve(&l, Some("A.Example.Com"), None, false)),
+            Ok("a.example.com".into())
+        );
+        assert_eq!(
+            host(resolve(&l, Some("a.example.com:443"), None, false)),
+            Err(Deny::UnknownHost)
+        );
+        assert_eq!(
+            host(resolve(&l, Some("b.example.com:8445"), None, false)),
+            Err(Deny::UnknownHost)
+        );
+        assert_eq!(
+            host(resolve(&l, None, None, false)),
+            Err(Deny::BadRequest("missing_host"))
+        );
+        assert_eq!(
+            host(resolve(&l, Some("a.example.com:x"), None, false)),
+            Err(Deny::BadRequest("bad_host"))
+        );
+    }
+
+    #[test]
+    fn http2_needs_the_sni_certificate_to_cover_the_host() {
+        let l = listener();
+        let ok = |sni: &str, host: &str, h2: bool| resolve(&l, Some(host), Some(sni), h2).is_ok();
+        assert!(ok("a.example.com", "a.example.com:8445", true));
+        assert!(
+            !ok("c.example.com", "a.example.com:8445", true),
+            "coalescing across certificates"
+        );
+        assert!(
+            ok("b.example.com", "a.example.com:8445", true),
+            "one certificate covers both"
+        );
+        assert!(
+            ok("c.example.com", "a.example.com:8445", false),
+            "HTTP/1.1 routes by Host"
+        );
+        assert!(ok("unknown.example.com", "a.example.com:8445", false));
+    }
 
     #[test]
     fn authorities_split() {

@@ -65,6 +65,7 @@ impl NodeConnector {
 }
 
 async fn dial(inner: Arc<Inner>) -> Result<TokioIo<UpStream>, ConnectError> {
+    let started = std::time::Instant::now();
     let connect = async {
         let addrs = tokio::net::lookup_host(inner.dial.as_str())
             .await
@@ -82,18 +83,22 @@ async fn dial(inner: Arc<Inner>) -> Result<TokioIo<UpStream>, ConnectError> {
         .await
         .map_err(|_| ConnectError::Timeout)??;
     let _ = tcp.set_nodelay(true);
-    let stream = match &inner.tls {
-        None => UpStream::Plain(tcp),
+    let io = match &inner.tls {
+        None => UpIo::Plain(tcp),
         Some(tls) => {
             let hs = tls.connect(inner.server_name.clone(), tcp);
             let s = tokio::time::timeout(inner.timeout, hs)
                 .await
                 .map_err(|_| ConnectError::Timeout)?
                 .map_err(ConnectError::Tls)?;
-            UpStream::Tls(Box::new(s))
+            UpIo::Tls(Box::new(s))
         }
     };
-    Ok(TokioIo::new(stream))
+    let info = ConnectInfo {
+        at: started,
+        took: started.elapsed(),
+    };
+    Ok(TokioIo::new(UpStream { io, info }))
 }
 
 impl tower_service::Service<http::Uri> for NodeConnector {
@@ -110,15 +115,29 @@ impl tower_service::Service<http::Uri> for NodeConnector {
     }
 }
 
+/// When a connection to a node was made and how long that took; the pooled
+/// client puts it on every response the connection carries, so the access
+/// log can tell a fresh connection from a reused one.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectInfo {
+    pub at: std::time::Instant,
+    pub took: Duration,
+}
+
 /// A plain or TLS connection to a node.
-pub enum UpStream {
+pub struct UpStream {
+    io: UpIo,
+    info: ConnectInfo,
+}
+
+enum UpIo {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
 impl Connection for UpStream {
     fn connected(&self) -> Connected {
-        Connected::new()
+        Connected::new().extra(self.info)
     }
 }
 
@@ -128,9 +147,9 @@ impl AsyncRead for UpStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        match &mut self.get_mut().io {
+            UpIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            UpIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -141,21 +160,21 @@ impl AsyncWrite for UpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().io {
+            UpIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            UpIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().io {
+            UpIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            UpIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().io {
+            UpIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            UpIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
     fn poll_write_vectored(
@@ -163,15 +182,15 @@ impl AsyncWrite for UpStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        match &mut self.get_mut().io {
+            UpIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            UpIo::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
     fn is_write_vectored(&self) -> bool {
-        match self {
-            UpStream::Plain(s) => s.is_write_vectored(),
-            UpStream::Tls(s) => s.is_write_vectored(),
+        match &self.io {
+            UpIo::Plain(s) => s.is_write_vectored(),
+            UpIo::Tls(s) => s.is_write_vectored(),
         }
     }
 }
