@@ -89,3 +89,63 @@ async fn xmpp_client_logs_in_and_exchanges_messages_through_deskgate() {
     assert_eq!(r.status, 200, "{}", r.text());
     gate.stop().await;
 }
+
+#[tokio::test]
+async fn bosh_long_polls_through_deskgate_outlive_the_response_timeout() {
+    use bytes::Bytes;
+    use http::Request;
+    use http_body_util::Full;
+    let pki = Pki::new();
+    let name = "finesse1a.internal.test";
+    let Some(prosody) = Prosody::start(&pki, name, &[("agent1", "pw-agent1")]).await else {
+        return;
+    };
+    // REST answers must come within 1 s; a BOSH poll that waits 2 s must still pass
+    let extra = "[timeouts]\nupstream_response = \"1s\"\n";
+    let toml = one_route(
+        &pki,
+        &Setup {
+            upstream: prosody.addr,
+            scheme: "https",
+            internal: name,
+            extra,
+            ..Setup::default()
+        },
+    );
+    let gate = Gate::start(&pki, &toml).await;
+    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    let post = |body: String| {
+        Request::post("/http-bind/")
+            .header("host", "finesse1a.example.com:8445")
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(Full::new(Bytes::from(body)))
+            .expect("req")
+    };
+    let open = "<body rid='1000' to='localhost' xml:lang='en' wait='2' hold='1' ver='1.6' xmpp:version='1.0' xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh'/>";
+    let r = client.h1(post(open.into())).await.expect("session");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let sid = text
+        .split("sid='")
+        .nth(1)
+        .or_else(|| text.split("sid=\"").nth(1))
+        .and_then(|s| s.split(['\'', '"']).next())
+        .unwrap_or_else(|| panic!("no sid in {text}"))
+        .to_string();
+    assert!(
+        text.contains("mechanisms"),
+        "stream features expected: {text}"
+    );
+    // an empty poll: Prosody holds it for `wait` seconds, then answers
+    let started = std::time::Instant::now();
+    let poll =
+        format!("<body rid='1001' sid='{sid}' xmlns='http://jabber.org/protocol/httpbind'/>");
+    let r = client.h1(post(poll)).await.expect("poll");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1500),
+        "the poll was held: {:?}",
+        started.elapsed()
+    );
+    gate.stop().await;
+}
