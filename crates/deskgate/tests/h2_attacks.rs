@@ -33,6 +33,21 @@ async fn attack(client: &Client, attack: Vec<u8>) -> Vec<(u8, u8, u32, Vec<u8>)>
     parse(&got)
 }
 
+/// The frames the server sends within a second (the connection may stay open).
+async fn frames_within_a_second<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+) -> Vec<(u8, u8, u32, Vec<u8>)> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    parse(&got)
+}
+
 #[tokio::test]
 async fn rapid_reset_gets_goaway() {
     let (_pki, mock, gate, client) = rig(Behaviour::Echo, "").await;
@@ -109,16 +124,7 @@ async fn connection_specific_headers_make_an_h2_request_malformed() {
     let mut bytes = preface();
     bytes.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &block));
     s.write_all(&bytes).await.expect("write");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    // read what comes within a second; the connection itself may stay open
-    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
-    let frames = parse(&got);
+    let frames = frames_within_a_second(&mut s).await;
     assert!(
         frames
             .iter()
@@ -177,15 +183,7 @@ async fn streams_over_the_concurrency_cap_are_refused() {
         ));
     }
     s.write_all(&bytes).await.expect("write");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
-    let frames = parse(&got);
+    let frames = frames_within_a_second(&mut s).await;
     assert!(
         frames
             .iter()

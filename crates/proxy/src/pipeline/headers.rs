@@ -154,12 +154,24 @@ mod tests {
     use super::*;
     use std::net::IpAddr;
 
-    fn client() -> ClientAddr {
+    /// `to_upstream` for a direct client 127.0.0.9 on f.example.com:8445.
+    fn forward_from_test_client(h: &mut HeaderMap) {
         let ip: IpAddr = "127.0.0.9".parse().expect("ip");
-        ClientAddr {
+        let c = ClientAddr {
             ip,
             chain: vec![ip],
-        }
+        };
+        to_upstream(
+            h,
+            &Forwarding {
+                client: &c,
+                external_authority: "f.example.com:8445",
+                external_port: 8445,
+                client_ip_header: "x-real-ip",
+                request_id: "r1",
+                upgrade: false,
+            },
+        );
     }
 
     #[test]
@@ -170,18 +182,7 @@ mod tests {
         h.insert("x-client-ip", "6.6.6.6".parse().expect("v"));
         h.insert("forwarded", "for=6.6.6.6".parse().expect("v"));
         h.insert("host", "evil".parse().expect("v"));
-        let c = client();
-        to_upstream(
-            &mut h,
-            &Forwarding {
-                client: &c,
-                external_authority: "f.example.com:8445",
-                external_port: 8445,
-                client_ip_header: "x-real-ip",
-                request_id: "r1",
-                upgrade: false,
-            },
-        );
+        forward_from_test_client(&mut h);
         assert_eq!(h["x-forwarded-for"], "127.0.0.9");
         assert_eq!(h["x-client-ip"], "127.0.0.9");
         assert_eq!(h["host"], "f.example.com:8445");
@@ -199,18 +200,7 @@ mod tests {
         h.insert("x_forwarded_for", "6.6.6.6".parse().expect("v"));
         h.insert("true-client-ip", "6.6.6.6".parse().expect("v"));
         h.insert("x-fine", "1".parse().expect("v"));
-        let c = client();
-        to_upstream(
-            &mut h,
-            &Forwarding {
-                client: &c,
-                external_authority: "f.example.com:8445",
-                external_port: 8445,
-                client_ip_header: "x-real-ip",
-                request_id: "r1",
-                upgrade: false,
-            },
-        );
+        forward_from_test_client(&mut h);
         for gone in [
             "x-original-url",
             "x-http-method-override",
