@@ -120,15 +120,15 @@ async fn request_bodies_stream_to_the_upstream() {
 
 #[tokio::test]
 async fn the_response_timeout_starts_after_a_slow_upload() {
-    let extra = "[timeouts]\nupstream_response = \"1s\"\n";
+    let extra = "[timeouts]\nupstream_response = \"2s\"\n";
     let (_pki, mock, gate, client) = rig(Behaviour::Echo, extra).await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = client.tls(false).await.expect("tls");
     s.write_all(format!("PUT /finesse/api/User/1001 HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").as_bytes()).await.expect("head");
-    // four chunks over two seconds: longer than the response timeout
-    for _ in 0..4 {
+    // eight chunks over three seconds: longer than the response timeout
+    for _ in 0..8 {
         s.write_all(b"5\r\nhello\r\n").await.expect("chunk");
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     }
     s.write_all(b"0\r\n\r\n").await.expect("end");
     let mut out = Vec::new();
