@@ -258,3 +258,28 @@ async fn run_reopens_logs_on_sigusr1_and_drains_on_sigterm() {
         .expect("wait");
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn run_fails_cleanly_when_its_port_is_taken() {
+    let pki = Pki::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let toml = one_route(&pki, &Setup::default()).replacen(
+        "bind = \"127.0.0.1:0\"",
+        &format!("bind = \"127.0.0.1:{port}\""),
+        1,
+    );
+    let cfg = pki.path().join("taken.toml");
+    std::fs::write(&cfg, toml).expect("write");
+    let out = Command::new(BIN)
+        .args(["run", "-c", cfg.to_str().expect("utf8"), "--side", "a"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("listener front: cannot bind 127.0.0.1:{port}")),
+        "{err}"
+    );
+    drop(taken);
+}
