@@ -598,3 +598,15 @@ async fn an_overlong_request_target_gets_414() {
     assert_eq!(mock.heads.lock().expect("lock").len(), 1);
     gate.stop().await;
 }
+
+#[tokio::test]
+async fn a_broken_chunked_body_is_the_clients_fault() {
+    let (_pki, _mock, gate, client) = rig(Behaviour::Echo, "").await;
+    let raw = client
+        .raw(format!("POST /finesse/api/x HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n").as_bytes())
+        .await;
+    assert_eq!(status_of(&raw), 400, "{raw}");
+    let lines = gate.log_lines(1).await;
+    assert_eq!(lines[0]["deny"], "bad_request_body", "{lines:?}");
+    gate.stop().await;
+}

@@ -147,6 +147,13 @@ fn classify(e: &hyper_util::client::legacy::Error, flags: &BodyFlags, rec: &Reco
                 _ => Deny::UpstreamUnreachable,
             };
         }
+        // our request body is the client's: if reading it failed (a bad
+        // chunked encoding, a client that went away), the client is at fault
+        if let Some(he) = s.downcast_ref::<hyper::Error>() {
+            if he.is_user() && he.to_string().contains("Body stream") {
+                return Deny::BadRequest("bad_request_body");
+            }
+        }
         source = s.source();
     }
     tracing::warn!(
