@@ -472,6 +472,10 @@ async fn requests_the_parser_refuses_are_logged_too() {
         (lines[1]["status"].as_u64(), lines[1]["deny"].as_str()),
         (Some(400), Some("malformed_request"))
     );
+    assert!(
+        lines.iter().all(|l| l.get("incomplete").is_none()),
+        "{lines:?}"
+    );
     gate.stop().await;
 }
 

@@ -287,4 +287,5 @@ fn log_rejection(
     );
     guard.record.status = status;
     guard.record.deny = Some(reason);
+    guard.mark_complete();
 }

@@ -150,6 +150,11 @@ impl LogGuard {
         }
     }
 
+    /// For answers without a body to stream (rejections before the pipeline).
+    pub fn mark_complete(&mut self) {
+        self.completed = true;
+    }
+
     pub fn elapsed_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
