@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use deskgate_testkit::client::{Client, Resp};
-use deskgate_testkit::deskgate::{one_route, rig, Gate, Setup};
+use deskgate_testkit::deskgate::{one_route, rig, start_one_route, Gate, Setup};
 use deskgate_testkit::mock::{Behaviour, Mock};
 use deskgate_testkit::pki::Pki;
 use http::Request;
@@ -274,15 +274,14 @@ async fn dead_upstream_gets_502_without_leaks_and_deskgate_keeps_serving() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr")
     }; // closed again: nothing listens there
-    let toml = one_route(
+    let (gate, client) = start_one_route(
         &pki,
         &Setup {
             upstream: dead,
             ..Setup::default()
         },
-    );
-    let gate = Gate::start(&pki, &toml).await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    )
+    .await;
     for _ in 0..3 {
         let r = client.get(HOST, "/desktop/").await;
         assert_eq!(r.status, 502);

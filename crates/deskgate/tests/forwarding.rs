@@ -2,8 +2,7 @@
 //! from the response timeout, request bodies streamed up.
 
 use bytes::Bytes;
-use deskgate_testkit::client::Client;
-use deskgate_testkit::deskgate::{one_route, rig, Gate, Setup};
+use deskgate_testkit::deskgate::{rig, start_one_route, Setup};
 use deskgate_testkit::mock::{Behaviour, Mock};
 use deskgate_testkit::pki::Pki;
 use http::Request;
@@ -72,7 +71,7 @@ async fn per_component_response_timeout_overrides_the_default() {
     let pki = Pki::new();
     let mock = Mock::start(Behaviour::DelayedEcho, None).await;
     let extra = "[timeouts]\nupstream_response = \"300ms\"\n";
-    let toml = one_route(
+    let (gate, client) = start_one_route(
         &pki,
         &Setup {
             upstream: mock.addr,
@@ -80,9 +79,8 @@ async fn per_component_response_timeout_overrides_the_default() {
             component_extra: "response_timeout = \"5s\"",
             ..Setup::default()
         },
-    );
-    let gate = Gate::start(&pki, &toml).await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    )
+    .await;
     assert_eq!(
         client
             .h1(get("/finesse/api/User/1001"))

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use deskgate_testkit::client::Client;
-use deskgate_testkit::deskgate::{one_route, Gate, Setup};
+use deskgate_testkit::deskgate::{one_route, start_one_route, Gate, Setup};
 use deskgate_testkit::nginx::{Nginx, NginxOptions};
 use deskgate_testkit::pki::Pki;
 use http::Request;
@@ -35,7 +35,7 @@ async fn h1_and_h2_clients_reach_nginx_over_verified_tls() {
     let Some(ng) = nginx(&pki, false).await else {
         return;
     };
-    let toml = one_route(
+    let (gate, client) = start_one_route(
         &pki,
         &Setup {
             upstream: ng.addr,
@@ -43,9 +43,8 @@ async fn h1_and_h2_clients_reach_nginx_over_verified_tls() {
             internal: NAME,
             ..Setup::default()
         },
-    );
-    let gate = Gate::start(&pki, &toml).await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    )
+    .await;
 
     let req = Request::get("/desktop/x?q=1")
         .header("host", HOST)
@@ -97,7 +96,7 @@ async fn upstream_with_wrong_certificate_name_gets_502() {
         return;
     };
     // deskgate expects another name than nginx's certificate holds
-    let toml = one_route(
+    let (gate, client) = start_one_route(
         &pki,
         &Setup {
             upstream: ng.addr,
@@ -105,9 +104,8 @@ async fn upstream_with_wrong_certificate_name_gets_502() {
             internal: "someone-else.internal.test",
             ..Setup::default()
         },
-    );
-    let gate = Gate::start(&pki, &toml).await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    )
+    .await;
     let r = client.get(HOST, "/desktop/").await;
     assert_eq!(r.status, 502);
     assert!(!r.everything().contains("internal.test"));
@@ -130,7 +128,7 @@ async fn mutual_tls_upstream_accepts_deskgate_certificate_and_refuses_without() 
         "client_cert = \"{}\"\nclient_key_env = \"DESKGATE_TEST_CLIENT_KEY\"",
         cc.cert.display()
     );
-    let with = one_route(
+    let (gate, client) = start_one_route(
         &pki,
         &Setup {
             upstream: ng.addr,
@@ -139,9 +137,8 @@ async fn mutual_tls_upstream_accepts_deskgate_certificate_and_refuses_without() 
             tls_extra: &tls_extra,
             ..Setup::default()
         },
-    );
-    let gate = Gate::start(&pki, &with).await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    )
+    .await;
     let r = client.get(HOST, "/desktop/").await;
     assert_eq!(r.status, 200, "with the client certificate: {}", r.text());
     let req = Request::get(format!("https://{HOST}/finesse/api/SystemInfo"))
@@ -151,7 +148,7 @@ async fn mutual_tls_upstream_accepts_deskgate_certificate_and_refuses_without() 
     gate.stop().await;
 
     // the same deskgate setup, still verifying nginx, but with no client certificate
-    let without = one_route(
+    let (gate, client) = start_one_route(
         &pki,
         &Setup {
             upstream: ng.addr,
@@ -159,9 +156,8 @@ async fn mutual_tls_upstream_accepts_deskgate_certificate_and_refuses_without() 
             internal: NAME,
             ..Setup::default()
         },
-    );
-    let gate = Gate::start(&pki, &without).await;
-    let client = Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    )
+    .await;
     let r = client.get(HOST, "/desktop/").await;
     assert_eq!(r.status, 400, "nginx refuses without a client certificate");
     let all = r.everything();

@@ -221,15 +221,18 @@ pub async fn rig(
 ) -> (Pki, crate::mock::Mock, Gate, crate::client::Client) {
     let pki = Pki::new();
     let mock = crate::mock::Mock::start(behaviour, None).await;
-    let toml = one_route(
-        &pki,
-        &Setup {
-            upstream: mock.addr,
-            extra,
-            ..Setup::default()
-        },
-    );
-    let gate = Gate::start(&pki, &toml).await;
-    let client = crate::client::Client::new(&pki, gate.addr("front"), "finesse1a.example.com");
+    let setup = Setup {
+        upstream: mock.addr,
+        extra,
+        ..Setup::default()
+    };
+    let (gate, client) = start_one_route(&pki, &setup).await;
     (pki, mock, gate, client)
+}
+
+/// deskgate from `one_route(setup)`, and a client for finesse1a on its listener.
+pub async fn start_one_route(pki: &Pki, setup: &Setup<'_>) -> (Gate, crate::client::Client) {
+    let gate = Gate::start(pki, &one_route(pki, setup)).await;
+    let client = crate::client::Client::new(pki, gate.addr("front"), "finesse1a.example.com");
+    (gate, client)
 }
