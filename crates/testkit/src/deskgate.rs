@@ -67,7 +67,7 @@ impl Gate {
 
     /// Access log lines written so far (waits briefly for the writer thread).
     pub async fn log_lines(&self, at_least: usize) -> Vec<serde_json::Value> {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let text = std::fs::read_to_string(&self.access_log).unwrap_or_default();
             let lines: Vec<serde_json::Value> = text
