@@ -12,8 +12,18 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_deskgate");
 
-fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/deskgate.toml")
+/// A copy of `examples/NAME` in a fresh directory (its certificates land there).
+fn example_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join(name);
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(name),
+        &cfg,
+    )
+    .expect("copy example");
+    (dir, cfg)
 }
 
 fn deskgate(args: &[&str]) -> std::process::Output {
@@ -22,9 +32,7 @@ fn deskgate(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn check_passes_on_the_example_once_its_certificates_exist() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = dir.path().join("deskgate.toml");
-    std::fs::copy(example(), &cfg).expect("copy example");
+    let (dir, cfg) = example_copy("deskgate.toml");
     let cfg_s = cfg.to_str().expect("utf8");
     // before gen-certs: a clear failure naming the missing files
     let out = deskgate(&["check", "-c", cfg_s]);
@@ -89,13 +97,7 @@ fn check_passes_on_the_example_once_its_certificates_exist() {
 
 #[test]
 fn the_loopback_example_checks_out_too() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = dir.path().join("loopback.toml");
-    std::fs::copy(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/loopback.toml"),
-        &cfg,
-    )
-    .expect("copy");
+    let (_dir, cfg) = example_copy("loopback.toml");
     let cfg_s = cfg.to_str().expect("utf8");
     assert!(deskgate(&["gen-certs", "-c", cfg_s]).status.success());
     let out = deskgate(&["check", "-c", cfg_s]);

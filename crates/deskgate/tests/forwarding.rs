@@ -12,8 +12,12 @@ use std::sync::atomic::Ordering;
 const HOST: &str = "finesse1a.example.com:8445";
 
 fn get(path: &str) -> Request<Full<Bytes>> {
+    get_at(HOST, path)
+}
+
+fn get_at(host: &str, path: &str) -> Request<Full<Bytes>> {
     Request::get(path)
-        .header("host", HOST)
+        .header("host", host)
         .body(Full::new(Bytes::new()))
         .expect("req")
 }
@@ -58,10 +62,10 @@ async fn long_polls_are_exempt_from_the_response_timeout() {
     let r = client.h1(get("/http-bind/")).await.expect("h1");
     assert_eq!(r.status, 200, "{}", r.text());
     // ...nor does a socket.io polling request to LiveData
-    let poll = Request::get("/socket.io/?EIO=4&transport=polling")
-        .header("host", "livedataa.example.com:8445")
-        .body(Full::new(Bytes::new()))
-        .expect("req");
+    let poll = get_at(
+        "livedataa.example.com:8445",
+        "/socket.io/?EIO=4&transport=polling",
+    );
     assert_eq!(client.h1(poll).await.expect("h1").status, 200);
     gate.stop().await;
 }
@@ -90,10 +94,7 @@ async fn per_component_response_timeout_overrides_the_default() {
         200
     );
     // the IdS component keeps the global 300 ms
-    let ids = Request::get("/ids/v1/x")
-        .header("host", "idsa.example.com:8445")
-        .body(Full::new(Bytes::new()))
-        .expect("req");
+    let ids = get_at("idsa.example.com:8445", "/ids/v1/x");
     assert_eq!(client.h1(ids).await.expect("h1").status, 504);
     gate.stop().await;
 }

@@ -18,6 +18,16 @@ fn field<'a>(body: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in {body}"))
 }
 
+/// deskgate's node is this nginx, over verified TLS.
+fn via(ng: &Nginx) -> Setup<'static> {
+    Setup {
+        upstream: ng.addr,
+        scheme: "https",
+        internal: NAME,
+        ..Setup::default()
+    }
+}
+
 async fn nginx(pki: &Pki, mtls: bool) -> Option<Nginx> {
     Nginx::start(
         pki,
@@ -35,16 +45,7 @@ async fn h1_and_h2_clients_reach_nginx_over_verified_tls() {
     let Some(ng) = nginx(&pki, false).await else {
         return;
     };
-    let (gate, client) = start_one_route(
-        &pki,
-        &Setup {
-            upstream: ng.addr,
-            scheme: "https",
-            internal: NAME,
-            ..Setup::default()
-        },
-    )
-    .await;
+    let (gate, client) = start_one_route(&pki, &via(&ng)).await;
 
     let req = Request::get("/desktop/x?q=1")
         .header("host", HOST)
@@ -131,11 +132,8 @@ async fn mutual_tls_upstream_accepts_deskgate_certificate_and_refuses_without() 
     let (gate, client) = start_one_route(
         &pki,
         &Setup {
-            upstream: ng.addr,
-            scheme: "https",
-            internal: NAME,
             tls_extra: &tls_extra,
-            ..Setup::default()
+            ..via(&ng)
         },
     )
     .await;
@@ -148,16 +146,7 @@ async fn mutual_tls_upstream_accepts_deskgate_certificate_and_refuses_without() 
     gate.stop().await;
 
     // the same deskgate setup, still verifying nginx, but with no client certificate
-    let (gate, client) = start_one_route(
-        &pki,
-        &Setup {
-            upstream: ng.addr,
-            scheme: "https",
-            internal: NAME,
-            ..Setup::default()
-        },
-    )
-    .await;
+    let (gate, client) = start_one_route(&pki, &via(&ng)).await;
     let r = client.get(HOST, "/desktop/").await;
     assert_eq!(r.status, 400, "nginx refuses without a client certificate");
     let all = r.everything();
@@ -176,16 +165,7 @@ async fn client_ip_is_believed_only_from_trusted_intermediaries() {
         return;
     };
     let extra = "[client_ip]\ntrusted = [\"127.0.0.5\"]\nheader = \"X-Real-IP\"\n";
-    let toml = one_route(
-        &pki,
-        &Setup {
-            upstream: ng.addr,
-            scheme: "https",
-            internal: NAME,
-            extra,
-            ..Setup::default()
-        },
-    );
+    let toml = one_route(&pki, &Setup { extra, ..via(&ng) });
     let gate = Gate::start(&pki, &toml).await;
 
     // an untrusted client spoofing every header

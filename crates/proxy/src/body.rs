@@ -2,12 +2,13 @@
 //! counting and the log guard on the way out. Nothing is buffered whole.
 
 use crate::listen::activity::PullWatch;
+use crate::progress::Progress;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -34,45 +35,14 @@ pub fn full(text: impl Into<Bytes>) -> ProxyBody {
 }
 
 /// What happened to a request body, for the forwarding stage: errors to
-/// map, and how the upload is going (the response timeout counts from its
-/// last progress, so a slow upload is not a slow upstream).
-#[derive(Debug)]
+/// map, and the upload's progress (the response timeout counts from it,
+/// so a slow upload is not a slow upstream).
+#[derive(Debug, Default)]
 pub struct BodyFlags {
     pub too_large: AtomicBool,
     pub timed_out: AtomicBool,
-    epoch: Instant,
-    /// Milliseconds since `epoch` of the last chunk (or the end) sent upstream.
-    last_progress: AtomicU64,
-}
-
-impl Default for BodyFlags {
-    fn default() -> Self {
-        BodyFlags {
-            too_large: AtomicBool::new(false),
-            timed_out: AtomicBool::new(false),
-            epoch: Instant::now(),
-            last_progress: AtomicU64::new(0),
-        }
-    }
-}
-
-impl BodyFlags {
-    fn progress(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
-        self.last_progress.store(ms, Ordering::Relaxed);
-    }
-
-    /// Resolves `timeout` after the upload's last progress: after its end,
-    /// or after the upstream stopped taking it.
-    pub async fn quiet_for(&self, timeout: Duration) {
-        loop {
-            let last = Duration::from_millis(self.last_progress.load(Ordering::Relaxed));
-            tokio::time::sleep_until(self.epoch + last + timeout).await;
-            if Duration::from_millis(self.last_progress.load(Ordering::Relaxed)) == last {
-                return;
-            }
-        }
-    }
+    /// Touched by every chunk sent upstream, and by the end of the body.
+    pub progress: Progress,
 }
 
 #[derive(Debug)]
@@ -84,7 +54,9 @@ impl std::fmt::Display for BodyError {
 }
 impl std::error::Error for BodyError {}
 
-/// A client request body with a size cap and an idle timeout between frames.
+/// A body with a size cap and an idle timeout between frames: client
+/// request bodies on the way up, and (with `idle_only`) upstream response
+/// bodies on the way down.
 pub struct LimitedBody<B> {
     inner: B,
     seen: u64,
@@ -95,6 +67,11 @@ pub struct LimitedBody<B> {
 }
 
 impl<B> LimitedBody<B> {
+    /// Only the idle timeout: for upstream response bodies.
+    pub fn idle_only(inner: B, idle: Duration) -> Self {
+        LimitedBody::new(inner, u64::MAX, idle, Arc::default())
+    }
+
     pub fn new(inner: B, max: u64, idle: Duration, flags: Arc<BodyFlags>) -> Self {
         LimitedBody {
             inner,
@@ -133,12 +110,12 @@ where
                 }
                 let deadline = Instant::now() + this.idle;
                 this.timer.as_mut().reset(deadline);
-                this.flags.progress();
+                this.flags.progress.touch();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => {
-                this.flags.progress();
+                this.flags.progress.touch();
                 Poll::Ready(None)
             }
             Poll::Pending => match this.timer.as_mut().poll(cx) {
@@ -164,7 +141,7 @@ impl<B> Drop for LimitedBody<B> {
     fn drop(&mut self) {
         // the client dropped it once it wrote what it needed (for example
         // Content-Length bytes without END_STREAM yet): nothing more goes up
-        self.flags.progress();
+        self.flags.progress.touch();
     }
 }
 

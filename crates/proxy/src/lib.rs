@@ -7,6 +7,7 @@
 pub mod body;
 pub mod listen;
 pub mod pipeline;
+pub mod progress;
 pub mod upstream;
 
 use deskgate_config::{proxymap, Deployment, Side};
@@ -66,17 +67,16 @@ pub async fn start(deployment: Arc<Deployment>, side: Side) -> Result<Running, S
     let map: Arc<str> = proxymap::render(&deployment).into();
     let mut internal = None;
     let mut admin_socket = None;
-    let mut internal_tasks = Vec::new();
     if let Some(i) = deployment.internal_of(side) {
         let tcp = TcpListener::bind(i.bind)
             .await
             .map_err(|e| format!("internal listener: cannot bind {}: {e}", i.bind))?;
         internal = Some(tcp.local_addr().map_err(|e| e.to_string())?);
-        internal_tasks.push(tokio::spawn(listen::internal::serve_proxymap(
+        tokio::spawn(listen::internal::serve_proxymap(
             tcp,
             map.clone(),
             drain_rx.clone(),
-        )));
+        ));
         if let Some(path) = &i.admin_socket {
             let sock = bind_owner_only(path)?;
             let sh = shared.clone();

@@ -1,8 +1,11 @@
-//! Per-connection activity, for keep-alive idle and request-head timeouts.
+//! Per-connection activity, for the keep-alive idle, request-head and
+//! send-idle timeouts.
 //!
 //! The connection's IO wrapper notes when bytes arrive while no request is
-//! in flight (a head has started); the pipeline notes when a request
-//! starts and ends. The connection task checks the clock once a second.
+//! in flight (a head has started) and when bytes go out; the pipeline notes
+//! when a request starts and ends, and each response body notes when it
+//! waits for the client to take its next chunk. The connection task checks
+//! the clock once a second.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -33,7 +36,7 @@ pub enum Verdict {
     KeepGoing,
     /// Idle too long or asked to close: finish gracefully.
     Shutdown,
-    /// A request head took too long: drop the connection.
+    /// A request head took too long, or the client stopped reading: drop the connection.
     Abort,
 }
 

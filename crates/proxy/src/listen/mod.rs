@@ -7,7 +7,7 @@ pub mod internal;
 pub mod tls;
 
 use crate::pipeline;
-use crate::pipeline::log::AccessLog;
+use crate::pipeline::log::{AccessLog, LogGuard, Record};
 use crate::Snapshot;
 use activity::{Activity, Tracked, Verdict};
 use deskgate_config::Listener;
@@ -96,6 +96,22 @@ pub struct ConnInfo {
     pub shared: Arc<Shared>,
     pub activity: Arc<Activity>,
     pub requests: AtomicU64,
+}
+
+impl ConnInfo {
+    /// The start of an access log record for a request on this connection.
+    pub fn record(&self, method: String, path: String, proto: &'static str) -> Record {
+        Record {
+            request_id: self.shared.next_request_id(),
+            listener: self.listener.name.clone(),
+            peer: Some(self.peer.ip()),
+            method,
+            path,
+            proto,
+            cache: "-",
+            ..Default::default()
+        }
+    }
 }
 
 /// Serves one external listener until draining starts.
@@ -197,7 +213,7 @@ async fn connection(
         activity: activity.clone(),
         requests: AtomicU64::new(0),
     });
-    let info_for_log = (info.listener.name.clone(), peer);
+    let info_for_log = info.clone();
     let service = service_fn(move |req| pipeline::handle(req, info.clone()));
     let io = TokioIo::new(Tracked::new(tls, activity.clone()));
     let conn = builder.serve_connection_with_upgrades(io, service);
@@ -211,7 +227,7 @@ async fn connection(
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r {
-                    log_parser_rejection(&shared, &info_for_log, e.as_ref(), is_h2);
+                    log_parser_rejection(&info_for_log, e.as_ref(), is_h2);
                 }
                 break;
             }
@@ -224,7 +240,7 @@ async fn connection(
                 Verdict::Shutdown => {}
                 Verdict::Abort => {
                     if activity.head_pending() {
-                        log_rejection(&shared, &info_for_log, 408, "head_timeout", is_h2);
+                        log_rejection(&info_for_log, 408, "head_timeout", is_h2);
                     }
                     break;
                 }
@@ -241,8 +257,7 @@ async fn connection(
 /// Requests the HTTP parser refused before the pipeline saw them (head too
 /// large, too many fields, bad syntax) still get their one access log line.
 fn log_parser_rejection(
-    shared: &Shared,
-    conn: &(String, SocketAddr),
+    conn: &ConnInfo,
     e: &(dyn std::error::Error + Send + Sync + 'static),
     is_h2: bool,
 ) {
@@ -259,33 +274,16 @@ fn log_parser_rejection(
     } else {
         return;
     };
-    log_rejection(shared, conn, status, reason, is_h2);
+    log_rejection(conn, status, reason, is_h2);
 }
 
 /// One access log line for a request that never reached the pipeline.
-fn log_rejection(
-    shared: &Shared,
-    (listener, peer): &(String, SocketAddr),
-    status: u16,
-    reason: &'static str,
-    is_h2: bool,
-) {
-    let mut guard = pipeline::log::LogGuard::new(
-        shared.access_log.clone(),
-        pipeline::log::Record {
-            request_id: shared.next_request_id(),
-            listener: listener.clone(),
-            peer: Some(peer.ip()),
-            client_ip: Some(peer.ip()),
-            method: "-".into(),
-            path: "-".into(),
-            proto: if is_h2 { "h2" } else { "http/1.1" },
-            cache: "-",
-            ..Default::default()
-        },
-        None,
-    );
-    guard.record.status = status;
-    guard.record.deny = Some(reason);
+fn log_rejection(conn: &ConnInfo, status: u16, reason: &'static str, is_h2: bool) {
+    let proto = if is_h2 { "h2" } else { "http/1.1" };
+    let mut record = conn.record("-".into(), "-".into(), proto);
+    record.client_ip = Some(conn.peer.ip());
+    record.status = status;
+    record.deny = Some(reason);
+    let mut guard = LogGuard::new(conn.shared.access_log.clone(), record, None);
     guard.mark_complete();
 }

@@ -86,7 +86,7 @@ pub async fn forward(
     // the response timeout counts from the upload's last progress: a slow
     // 15 MB upload is bounded by the body idle timeout, not answered with
     // 504, and an upstream that stops taking the body still times out
-    let deadline = flags.quiet_for(timeout);
+    let deadline = flags.progress.quiet_for(timeout);
     let result = tokio::select! {
         r = node.client.request(Request::from_parts(parts, body)) => Ok(r),
         _ = deadline => Err(()),
@@ -127,7 +127,7 @@ pub async fn forward(
         }
     }
     // an upstream that stalls mid-body is cut after the same time it had for its head
-    Ok(resp.map(|b| LimitedBody::new(b, u64::MAX, timeout, Arc::default()).boxed()))
+    Ok(resp.map(|b| LimitedBody::idle_only(b, timeout).boxed()))
 }
 
 /// Maps a client error to the answer; the detail goes to the server log only.

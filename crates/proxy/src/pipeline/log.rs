@@ -9,6 +9,7 @@
 //! but the host.
 
 use crate::body::OnFinish;
+use crate::listen::activity::InFlight;
 use deskgate_config::LogTarget;
 use std::io::Write;
 use std::net::IpAddr;
@@ -82,7 +83,7 @@ fn open(target: &LogTarget) -> std::io::Result<Box<dyn Write + Send>> {
 /// The request path as logged: segment parameters (`;jsessionid=...` carries
 /// a session) are replaced by `;-`, so attacks stay visible and secrets do not.
 pub fn loggable_path(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len().min(1024));
+    let mut out = String::with_capacity(raw.len());
     for (i, seg) in raw.split('/').enumerate() {
         if i > 0 {
             out.push('/');
@@ -94,16 +95,17 @@ pub fn loggable_path(raw: &str) -> String {
             }
             None => out.push_str(seg),
         }
-        if out.len() >= 1024 {
-            let mut end = 1024;
-            while !out.is_char_boundary(end) {
-                end -= 1;
-            }
-            out.truncate(end);
-            break;
-        }
     }
-    out
+    truncated(&out)
+}
+
+/// At most 1 KiB of client-supplied text, cut on a character boundary.
+pub fn truncated(s: &str) -> String {
+    let mut end = s.len().min(1024);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 /// The fields of one access log line, filled in as the request goes.
@@ -135,11 +137,11 @@ pub struct LogGuard {
     completed: bool,
     log: Arc<AccessLog>,
     /// Released when the request is over (connection keep-alive accounting).
-    _in_flight: Option<Box<dyn Send>>,
+    _in_flight: Option<InFlight>,
 }
 
 impl LogGuard {
-    pub fn new(log: Arc<AccessLog>, record: Record, in_flight: Option<Box<dyn Send>>) -> Self {
+    pub fn new(log: Arc<AccessLog>, record: Record, in_flight: Option<InFlight>) -> Self {
         LogGuard {
             record,
             started: Instant::now(),

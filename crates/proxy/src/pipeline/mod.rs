@@ -44,17 +44,12 @@ pub async fn handle(
     let in_flight = conn.activity.request_started();
     let mut guard = log::LogGuard::new(
         conn.shared.access_log.clone(),
-        log::Record {
-            request_id: conn.shared.next_request_id(),
-            listener: conn.listener.name.clone(),
-            peer: Some(conn.peer.ip()),
-            method: req.method().as_str().to_string(),
-            path: log::loggable_path(req.uri().path()),
-            proto: proto(req.version()),
-            cache: "-",
-            ..Default::default()
-        },
-        Some(Box::new(in_flight)),
+        conn.record(
+            req.method().as_str().to_string(),
+            log::loggable_path(req.uri().path()),
+            proto(req.version()),
+        ),
+        Some(in_flight),
     );
     let served = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let is_h1 = req.version() != Version::HTTP_2;
@@ -93,7 +88,7 @@ async fn run(
     // 3. route
     let is_h2 = req.version() == Version::HTTP_2;
     let authority = authority_of(&req)?;
-    rec.host = authority.map(printable);
+    rec.host = authority.map(log::truncated);
     let route = route::resolve(&conn.listener, authority, conn.sni.as_deref(), is_h2)?;
     rec.upstream = Some(format!(
         "{}/{}:{}",
@@ -147,13 +142,4 @@ fn proto(v: Version) -> &'static str {
         Version::HTTP_10 => "http/1.0",
         _ => "http/1.1",
     }
-}
-
-/// Logs at most 1 KiB of client-supplied text.
-fn printable(s: &str) -> String {
-    let mut end = s.len().min(1024);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }

@@ -6,14 +6,12 @@
 //! frames towards the client begin, so that at shutdown it can end the
 //! session with a proper close frame (1001, going away) instead of a cut.
 
+use crate::progress::Progress;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 /// Close frame, status 1001 "going away", unmasked (server to client).
 const GOING_AWAY: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
@@ -25,62 +23,30 @@ pub async fn run(
     idle: Duration,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let start = Instant::now();
-    let activity = Arc::new(AtomicU64::new(0));
-    let going_away = Arc::new(Notify::new());
+    let activity = Progress::default();
+    let going_away = Notify::new();
     let (cr, cw) = tokio::io::split(TokioIo::new(client));
     let (ur, uw) = tokio::io::split(TokioIo::new(upstream));
-    let up = copy_up(cr, uw, activity.clone(), start);
-    let down = copy_down(ur, cw, activity.clone(), start, going_away.clone());
+    let up = copy(cr, uw, &activity, None);
+    let down = copy(ur, cw, &activity, Some(&going_away));
     let both = async { tokio::join!(up, down) };
     tokio::pin!(both);
-    tokio::pin!(stop);
-    loop {
-        let last = Duration::from_millis(activity.load(Ordering::Relaxed));
-        tokio::select! {
-            _ = &mut both => return,
-            _ = tokio::time::sleep_until(start + last + idle) => {
-                if Duration::from_millis(activity.load(Ordering::Relaxed)) == last {
-                    tracing::debug!("tunnel idle for {idle:?}: closing");
-                    return;
-                }
-            }
-            _ = &mut stop => {
-                going_away.notify_one();
-                // give the client a moment to answer the close frame
-                let _ = tokio::time::timeout(Duration::from_secs(1), &mut both).await;
-                return;
-            }
+    tokio::select! {
+        _ = &mut both => {}
+        _ = activity.quiet_for(idle) => tracing::debug!("tunnel idle for {idle:?}: closing"),
+        _ = stop => {
+            going_away.notify_one();
+            // give the client a moment to answer the close frame
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut both).await;
         }
     }
 }
 
-async fn copy_up<R, W>(mut r: R, mut w: W, activity: Arc<AtomicU64>, start: Instant)
+/// Copies one direction until EOF or error. Towards the client
+/// (`going_away` set) it follows frame boundaries, so that when told to it
+/// can end with a close frame between two frames, never inside one.
+async fn copy<R, W>(mut r: R, mut w: W, activity: &Progress, going_away: Option<&Notify>)
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if w.write_all(&buf[..n]).await.is_err() || w.flush().await.is_err() {
-            break;
-        }
-        activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-    let _ = w.shutdown().await;
-}
-
-async fn copy_down<R, W>(
-    mut r: R,
-    mut w: W,
-    activity: Arc<AtomicU64>,
-    start: Instant,
-    going_away: Arc<Notify>,
-) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
@@ -92,18 +58,25 @@ async fn copy_down<R, W>(
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             },
-            _ = going_away.notified() => {
+            _ = async {
+                match going_away {
+                    Some(g) => g.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 if frames.at_boundary() {
                     let _ = w.write_all(&GOING_AWAY).await;
                 }
                 break;
             }
         };
-        frames.feed(&buf[..n]);
+        if going_away.is_some() {
+            frames.feed(&buf[..n]);
+        }
         if w.write_all(&buf[..n]).await.is_err() || w.flush().await.is_err() {
             break;
         }
-        activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        activity.touch();
     }
     let _ = w.shutdown().await;
 }
