@@ -164,21 +164,13 @@ pub(super) fn count(cx: &mut Ctx<'_>, v: Option<i64>, default: u64, max: u64, kp
 /// the same address, or on any address when one of them is the wildcard.
 /// Port 0 (tests) asks the kernel for a fresh port and never clashes.
 pub(super) fn binds_clash(a: SocketAddr, b: SocketAddr) -> bool {
+    use crate::runtime::canonical_ip;
     use std::net::IpAddr;
-    fn canon(ip: IpAddr) -> IpAddr {
-        match ip {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map(IpAddr::V4)
-                .unwrap_or(IpAddr::V6(v6)),
-            v4 => v4,
-        }
-    }
     // a wildcard covers its own family; [::] (dual-stack) covers IPv4 too
     fn covers(wild: IpAddr, other: IpAddr) -> bool {
         wild.is_unspecified() && (wild.is_ipv6() || other.is_ipv4())
     }
-    let (x, y) = (canon(a.ip()), canon(b.ip()));
+    let (x, y) = (canonical_ip(a.ip()), canonical_ip(b.ip()));
     a.port() != 0 && a.port() == b.port() && (x == y || covers(x, y) || covers(y, x))
 }
 
