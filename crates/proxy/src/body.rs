@@ -41,6 +41,8 @@ pub fn full(text: impl Into<Bytes>) -> ProxyBody {
 pub struct BodyFlags {
     pub too_large: AtomicBool,
     pub timed_out: AtomicBool,
+    /// The client's side of the body failed (bad chunked encoding, cut off).
+    pub broken: AtomicBool,
     /// Touched by every chunk sent upstream, and by the end of the body.
     pub progress: Progress,
 }
@@ -113,7 +115,10 @@ where
                 this.flags.progress.touch();
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                this.flags.broken.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(e.into())))
+            }
             Poll::Ready(None) => {
                 this.flags.progress.touch();
                 Poll::Ready(None)

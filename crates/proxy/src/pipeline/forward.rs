@@ -138,6 +138,10 @@ fn classify(e: &hyper_util::client::legacy::Error, flags: &BodyFlags, rec: &Reco
     if flags.timed_out.load(Ordering::Relaxed) {
         return Deny::BodyTimeout;
     }
+    if flags.broken.load(Ordering::Relaxed) {
+        // the body we were sending is the client's: its fault, not the upstream's
+        return Deny::BadRequest("bad_request_body");
+    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(ce) = s.downcast_ref::<ConnectError>() {
@@ -146,13 +150,6 @@ fn classify(e: &hyper_util::client::legacy::Error, flags: &BodyFlags, rec: &Reco
                 ConnectError::Timeout => Deny::UpstreamTimeout,
                 _ => Deny::UpstreamUnreachable,
             };
-        }
-        // our request body is the client's: if reading it failed (a bad
-        // chunked encoding, a client that went away), the client is at fault
-        if let Some(he) = s.downcast_ref::<hyper::Error>() {
-            if he.is_user() && he.to_string().contains("Body stream") {
-                return Deny::BadRequest("bad_request_body");
-            }
         }
         source = s.source();
     }
