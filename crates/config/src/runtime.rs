@@ -152,14 +152,9 @@ pub struct PathRules {
     pub allow: Vec<String>,
     /// Admin prefixes (403), compared case-insensitively, plain string prefix.
     pub deny: Vec<String>,
-    pub methods: Vec<http_method::Method>,
+    /// Allowed method names, upper case (text, so this crate needs no HTTP types).
+    pub methods: Vec<String>,
     pub case_insensitive: bool,
-}
-
-/// A method name, upper case (kept as text so this crate needs no HTTP types).
-pub mod http_method {
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct Method(pub String);
 }
 
 /// One upstream node.

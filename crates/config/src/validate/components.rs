@@ -203,7 +203,7 @@ pub(super) fn component(
         rules: PathRules {
             allow,
             deny,
-            methods: methods.into_iter().map(http_method::Method).collect(),
+            methods,
             case_insensitive,
         },
         nodes,

@@ -26,7 +26,7 @@ pub fn check(
     if rules.deny.iter().any(|d| lower.starts_with(d.as_str())) {
         return Err(Deny::AdminPath);
     }
-    if !rules.methods.iter().any(|m| m.0 == method.as_str()) {
+    if !rules.methods.iter().any(|m| m == method.as_str()) {
         return Err(Deny::Method);
     }
     let subject = if rules.case_insensitive {
@@ -79,7 +79,6 @@ mod tests {
     use super::*;
     use crate::pipeline::normalize::normalize;
     use deskgate_config::kinds::{Kind, ALWAYS_DENY};
-    use deskgate_config::runtime::http_method::Method as M;
 
     fn rules(kind: Kind) -> PathRules {
         PathRules {
@@ -93,7 +92,7 @@ mod tests {
             methods: kind
                 .default_methods()
                 .iter()
-                .map(|m| M(m.to_string()))
+                .map(|m| m.to_string())
                 .collect(),
             case_insensitive: false,
         }
