@@ -1,6 +1,7 @@
 //! deskgate: the command line. Thin: parse, load config, start, handle signals.
 #![forbid(unsafe_code)]
 
+mod demo;
 mod gencerts;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,19 @@ enum Command {
     Proxymap {
         #[arg(short, long)]
         config: PathBuf,
+    },
+    /// The demo: two simulated Finesse nodes behind deskgate on loopback, with a
+    /// desktop to open in a browser. Certificates are made for the run.
+    Demo {
+        /// Side A's listener; side B listens on the next port (port 0: any free ports).
+        #[arg(long, default_value = "127.0.0.1:8445")]
+        listen: std::net::SocketAddr,
+        /// Side A's internal listener (proxy map); side B's is on the next port.
+        #[arg(long, default_value = "127.0.0.1:10000")]
+        internal: std::net::SocketAddr,
+        /// How many demo agents (1001, 1002, ...).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        agents: u32,
     },
     /// Make a private CA and every certificate and key the config names that is missing.
     /// For labs, tests and the example only: production brings its own certificates.
@@ -99,17 +113,35 @@ fn main() -> ExitCode {
             let Some(d) = load(&config) else {
                 return ExitCode::FAILURE;
             };
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("deskgate: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            rt.block_on(run(Arc::new(d), side))
+            match runtime() {
+                Some(rt) => rt.block_on(run(Arc::new(d), side)),
+                None => ExitCode::FAILURE,
+            }
+        }
+        Command::Demo {
+            listen,
+            internal,
+            agents,
+        } => match runtime() {
+            Some(rt) => rt.block_on(demo::run(demo::DemoArgs {
+                listen,
+                internal,
+                agents,
+            })),
+            None => ExitCode::FAILURE,
+        },
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("deskgate: cannot start the runtime: {e}");
+            None
         }
     }
 }

@@ -24,6 +24,19 @@ pub use rcgen::Error;
 pub struct Issued {
     pub cert_pem: String,
     pub key_pem: String,
+    /// The certificate's SubjectPublicKeyInfo, DER.
+    pub spki_der: Vec<u8>,
+}
+
+impl Issued {
+    /// base64(SHA-256(SubjectPublicKeyInfo)): what Chromium's
+    /// `--ignore-certificate-errors-spki-list` takes to trust exactly this
+    /// key, and what HPKP-style pins use.
+    pub fn spki_pin(&self) -> String {
+        use base64::Engine;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.spki_der);
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    }
 }
 
 /// A private CA that signs server and client certificates.
@@ -98,6 +111,7 @@ impl Ca {
         Ok(Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            spki_der: key.public_key_der(),
         })
     }
 }
@@ -114,5 +128,7 @@ mod tests {
         assert!(server.key_pem.contains("PRIVATE KEY"));
         let client = ca.client("deskgate").expect("client");
         assert!(client.cert_pem.contains("BEGIN CERTIFICATE"));
+        let pin = server.spki_pin();
+        assert_eq!(pin.len(), 44, "{pin}");
     }
 }

@@ -44,6 +44,33 @@ pub struct Running {
 /// Starts every listener of `side`. Fails before serving anything if a
 /// socket cannot be bound or the access log cannot be opened.
 pub async fn start(deployment: Arc<Deployment>, side: Side) -> Result<Running, String> {
+    start_with(deployment, side, Vec::new()).await
+}
+
+/// Like [`start`], but a listener (external or internal) whose bind address
+/// is the local address of one of `prebound` serves that socket instead of
+/// binding its own. `deskgate demo` binds port 0 first, then writes the
+/// ports it got into the config, so the external ports are the real ones.
+pub async fn start_with(
+    deployment: Arc<Deployment>,
+    side: Side,
+    mut prebound: Vec<std::net::TcpListener>,
+) -> Result<Running, String> {
+    let mut bind = |addr: SocketAddr| {
+        let found = prebound
+            .iter()
+            .position(|l| l.local_addr().ok() == Some(addr))
+            .map(|i| prebound.swap_remove(i));
+        async move {
+            match found {
+                Some(std) => {
+                    std.set_nonblocking(true)?;
+                    TcpListener::from_std(std)
+                }
+                None => TcpListener::bind(addr).await,
+            }
+        }
+    };
     let upstreams = Upstreams::build(&deployment, side)?;
     let access_log = AccessLog::start(deployment.log.access.clone())
         .map_err(|e| format!("cannot open the access log: {e}"))?;
@@ -58,7 +85,7 @@ pub async fn start(deployment: Arc<Deployment>, side: Side) -> Result<Running, S
 
     let mut bound = Vec::new();
     for l in deployment.listeners_of(side) {
-        let tcp = TcpListener::bind(l.bind)
+        let tcp = bind(l.bind)
             .await
             .map_err(|e| format!("listener {}: cannot bind {}: {e}", l.name, l.bind))?;
         let addr = tcp.local_addr().map_err(|e| e.to_string())?;
@@ -68,7 +95,7 @@ pub async fn start(deployment: Arc<Deployment>, side: Side) -> Result<Running, S
     let mut internal = None;
     let mut admin_socket = None;
     if let Some(i) = deployment.internal_of(side) {
-        let tcp = TcpListener::bind(i.bind)
+        let tcp = bind(i.bind)
             .await
             .map_err(|e| format!("internal listener: cannot bind {}: {e}", i.bind))?;
         internal = Some(tcp.local_addr().map_err(|e| e.to_string())?);

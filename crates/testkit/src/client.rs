@@ -94,6 +94,29 @@ impl Client {
         self.h1(req).await.expect("h1 request")
     }
 
+    /// One HTTP/1.1 request with this method, Host, optional Authorization
+    /// and body.
+    pub async fn send(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: &str,
+    ) -> Resp {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host);
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        let req = b
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("request");
+        self.h1(req).await.expect("h1 request")
+    }
+
     /// One HTTP/1.1 request on a new connection.
     pub async fn h1(&self, req: Request<Full<Bytes>>) -> Result<Resp, hyper::Error> {
         let tls = self.tls(false).await.expect("tls connect");

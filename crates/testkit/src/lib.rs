@@ -10,6 +10,7 @@ pub mod mock;
 pub mod nginx;
 pub mod pki;
 pub mod prosody;
+pub mod sim;
 
 /// A port that was free a moment ago, for servers that cannot bind port 0
 /// and report it (nginx, Prosody). deskgate itself always binds port 0.

@@ -1,0 +1,336 @@
+//! `deskgate demo`: the whole product in one command. Two simulated Finesse
+//! nodes (sides A and B, one cluster) on loopback, and deskgate in front of
+//! both with both sides' listeners in this one process, upstream TLS
+//! verified and mutual, and certificates made fresh for the run.
+//!
+//! The deployment is written as an ordinary config file and loaded through
+//! the same validation as `deskgate run`, so the demo exercises the product
+//! rather than a special path. Listeners are bound first (port 0 allowed)
+//! and the ports they got are written into the config as the external
+//! ports, so the proxy map and routing match what the browser uses.
+
+use deskgate_config::Side;
+use deskgate_devcerts::Ca;
+use finesse_sim::{Cluster, HostPort, Node, NodeConfig, DEMO_PASSWORD};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The command-line knobs of the demo.
+pub struct DemoArgs {
+    /// Side A's listener; side B takes the next port (port 0: any free one).
+    pub listen: SocketAddr,
+    /// Side A's internal (proxy map) listener; side B takes the next port.
+    pub internal: SocketAddr,
+    pub agents: u32,
+}
+
+const NODE_A: &str = "finesse-a.lan";
+const NODE_B: &str = "finesse-b.lan";
+const NODE_PORT: u16 = 8445;
+
+/// Side A's external host: a name every browser resolves to loopback.
+const HOST_A: &str = "localhost";
+/// Side B's external host: an IP literal, so the demo also shows a client
+/// without SNI being routed by Host alone.
+const HOST_B: &str = "127.0.0.1";
+
+pub async fn run(args: DemoArgs) -> ExitCode {
+    match start(args).await {
+        Ok(demo) => {
+            print!("{}", demo.banner);
+            wait_for_stop().await;
+            println!("deskgate demo: stopping");
+            demo.stop().await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("deskgate demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_stop() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut i), Ok(mut t)) => {
+            tokio::select! {
+                _ = i.recv() => {}
+                _ = t.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// A running demo: deskgate's two sides, the two nodes, and the scratch
+/// directory holding this run's certificates, config and logs.
+pub struct Demo {
+    pub banner: String,
+    sides: Vec<deskgate_proxy::Running>,
+    nodes: Vec<Node>,
+    _dir: tempfile::TempDir,
+}
+
+impl Demo {
+    pub async fn stop(self) {
+        for n in &self.nodes {
+            n.stop();
+        }
+        let drains: Vec<_> = self
+            .sides
+            .into_iter()
+            .map(|r| tokio::spawn(r.shutdown()))
+            .collect();
+        for d in drains {
+            let _ = d.await;
+        }
+    }
+}
+
+/// Binds `base` and a second address (next port, or any when port 0).
+async fn bind_pair(base: SocketAddr, flag: &str) -> Result<(TcpListener, TcpListener), String> {
+    let next = if base.port() == 0 {
+        base
+    } else {
+        let p = base
+            .port()
+            .checked_add(1)
+            .ok_or(format!("{flag} {base}: side B needs the next port"))?;
+        SocketAddr::new(base.ip(), p)
+    };
+    let bind = |a: SocketAddr| async move {
+        TcpListener::bind(a)
+            .await
+            .map_err(|e| format!("cannot bind {a}: {e} (choose other ports with {flag})"))
+    };
+    Ok((bind(base).await?, bind(next).await?))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<String, String> {
+    let p = dir.join(name);
+    std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    Ok(p.display().to_string())
+}
+
+pub async fn start(args: DemoArgs) -> Result<Demo, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("deskgate-demo-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a scratch directory: {e}"))?;
+    let d = dir.path();
+    let cert_err = |e: deskgate_devcerts::Error| format!("cannot make certificates: {e}");
+
+    // certificates for this run only
+    let ca = Ca::new("deskgate demo CA").map_err(cert_err)?;
+    let front = ca.server(&[HOST_A, HOST_B]).map_err(cert_err)?;
+    let node_a = ca.server(&[NODE_A]).map_err(cert_err)?;
+    let node_b = ca.server(&[NODE_B]).map_err(cert_err)?;
+    let client = ca.client("deskgate").map_err(cert_err)?;
+    let ca_path = write(d, "ca.pem", ca.cert_pem())?;
+    let front_cert = write(d, "front.pem", &front.cert_pem)?;
+    let front_key = write(d, "front.key", &front.key_pem)?;
+    let client_cert = write(d, "deskgate-client.pem", &client.cert_pem)?;
+    let client_key = write(d, "deskgate-client.key", &client.key_pem)?;
+
+    // sockets first, so the config names the ports the browser will use
+    let (tcp_a, tcp_b) = bind_pair(args.listen, "--listen").await?;
+    let (int_a, int_b) = bind_pair(args.internal, "--internal").await?;
+    let (sim_a, sim_b) =
+        bind_pair("127.0.0.1:0".parse().map_err(|_| "address")?, "--listen").await?;
+    let addr = |l: &TcpListener| l.local_addr().map_err(|e| e.to_string());
+    let (a, b, ia, ib, sa, sb) = (
+        addr(&tcp_a)?,
+        addr(&tcp_b)?,
+        addr(&int_a)?,
+        addr(&int_b)?,
+        addr(&sim_a)?,
+        addr(&sim_b)?,
+    );
+
+    let log = d.join("access.log").display().to_string();
+    let admin_a = d.join("admin-a.sock").display().to_string();
+    let admin_b = d.join("admin-b.sock").display().to_string();
+    let mut toml = String::from("# deskgate demo: written for this run\n");
+    for (side, name, bind) in [("a", "side-a", a), ("b", "side-b", b)] {
+        let _ = write!(
+            toml,
+            r#"
+[[listener]]
+name = "{name}"
+side = "{side}"
+bind = "{bind}"
+external_port = {port}
+[[listener.cert]]
+names = ["{HOST_A}", "{HOST_B}"]
+cert = "{front_cert}"
+key_file = "{front_key}"
+"#,
+            port = bind.port(),
+        );
+    }
+    let _ = write!(
+        toml,
+        r#"
+[upstream_tls]
+trust = "{ca_path}"
+client_cert = "{client_cert}"
+client_key_file = "{client_key}"
+
+[[component]]
+name = "finesse"
+kind = "finesse"
+scheme = "https"
+[[component.node]]
+internal = "{NODE_A}:{NODE_PORT}"
+connect = "{sa}"
+external = "{HOST_A}:{pa}"
+side = "a"
+[[component.node]]
+internal = "{NODE_B}:{NODE_PORT}"
+connect = "{sb}"
+external = "{HOST_B}:{pb}"
+side = "b"
+
+[[internal]]
+side = "a"
+bind = "{ia}"
+admin_socket = "{admin_a}"
+[[internal]]
+side = "b"
+bind = "{ib}"
+admin_socket = "{admin_b}"
+
+[timeouts]
+drain = "2s"
+
+[log]
+access = "{log}"
+"#,
+        pa = a.port(),
+        pb = b.port(),
+    );
+    let config_path = write(d, "deskgate.toml", &toml)?;
+    let deployment = match deskgate_config::load(Path::new(&config_path)) {
+        Ok(dep) => Arc::new(dep),
+        Err(e) => return Err(format!("the demo's own config is invalid (a bug):\n{e}")),
+    };
+
+    let into_std = |l: TcpListener| l.into_std().map_err(|e| e.to_string());
+    let side_a = deskgate_proxy::start_with(
+        deployment.clone(),
+        Side::A,
+        vec![into_std(tcp_a)?, into_std(int_a)?],
+    )
+    .await?;
+    let side_b = deskgate_proxy::start_with(
+        deployment.clone(),
+        Side::B,
+        vec![into_std(tcp_b)?, into_std(int_b)?],
+    )
+    .await?;
+
+    let cluster = Cluster::demo(args.agents);
+    let loopback: ipnet::IpNet = "127.0.0.1/32".parse().map_err(|_| "network")?;
+    let node = |name: &str,
+                peer: &str,
+                primary: bool,
+                issued: &deskgate_devcerts::Issued,
+                map: SocketAddr| NodeConfig {
+        name: HostPort::new(name, NODE_PORT),
+        peer: Some(HostPort::new(peer, NODE_PORT)),
+        primary,
+        cert_pem: issued.cert_pem.clone(),
+        key_pem: issued.key_pem.clone(),
+        client_ca_pem: Some(ca.cert_pem().to_string()),
+        allowed_proxies: vec![loopback],
+        proxymap_url: Some(format!("http://{map}/proxymap.txt")),
+        proxymap_every: Duration::from_secs(60),
+    };
+    let na = Node::start(
+        sim_a,
+        node(NODE_A, NODE_B, true, &node_a, ia),
+        cluster.clone(),
+    )?;
+    let nb = Node::start(sim_b, node(NODE_B, NODE_A, false, &node_b, ib), cluster)?;
+    for n in [&na, &nb] {
+        if !n.awareness.wait_loaded(Duration::from_secs(10)).await {
+            return Err("the simulated nodes could not load the proxy map".into());
+        }
+    }
+
+    let banner = banner(&Banner {
+        a: format!("https://{HOST_A}:{}/desktop/", a.port()),
+        b: format!("https://{HOST_B}:{}/desktop/", b.port()),
+        map_a: format!("http://{ia}/proxymap.txt"),
+        map_b: format!("http://{ib}/proxymap.txt"),
+        agents: args.agents,
+        ca: ca_path,
+        pin: front.spki_pin(),
+        log,
+        dir: d.display().to_string(),
+        nodes: format!("{NODE_A}:{NODE_PORT} on {sa}, {NODE_B}:{NODE_PORT} on {sb}"),
+    });
+    Ok(Demo {
+        banner,
+        sides: vec![side_a, side_b],
+        nodes: vec![na, nb],
+        _dir: dir,
+    })
+}
+
+struct Banner {
+    a: String,
+    b: String,
+    map_a: String,
+    map_b: String,
+    agents: u32,
+    ca: String,
+    pin: String,
+    log: String,
+    dir: String,
+    nodes: String,
+}
+
+fn banner(b: &Banner) -> String {
+    format!(
+        "\
+deskgate demo: a simulated Finesse pair behind deskgate, on loopback
+
+  Side A desktop:   {a}
+  Side B desktop:   {b}
+  Proxy map:        {map_a}   (side B: {map_b})
+  Sign in as:       agents 1001 to {last} (supervisor 2001, administrator admin), password {DEMO_PASSWORD}
+
+  Certificates are made for this run by a private CA, so a browser warns once.
+  CA certificate:   {ca}
+  Chromium pin:     --ignore-certificate-errors-spki-list={pin}
+  Try:              curl --cacert {ca} {a}
+  Access log:       {log}
+  Upstream nodes:   {nodes} (client certificate required)
+  Scratch dir:      {dir} (removed on exit)
+
+Press Ctrl-C to stop.
+",
+        a = b.a,
+        b = b.b,
+        map_a = b.map_a,
+        map_b = b.map_b,
+        last = 1000 + b.agents,
+        ca = b.ca,
+        pin = b.pin,
+        log = b.log,
+        nodes = b.nodes,
+        dir = b.dir,
+    )
+}

@@ -1,0 +1,274 @@
+//! The Finesse simulator behind deskgate (in-process): proxy awareness
+//! (external names through the proxy, internal ones direct), Finesse's
+//! documented errors, its lockout, and the upstream mutual-TLS mode.
+
+use deskgate_testkit::sim::{basic, sim_rig, NodeTls, EXTERNAL, INTERNAL};
+use finesse_sim::DEMO_PASSWORD;
+
+const INTERNAL_HOST: &str = "finesse1a.internal.test:8445";
+
+fn agent() -> String {
+    basic("1001", DEMO_PASSWORD)
+}
+
+/// `<ErrorType>` of an ApiErrors body.
+fn error_type(body: &str) -> String {
+    let el = finesse_sim::xml::parse(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(el.name, "ApiErrors", "{body}");
+    el.child("ApiError")
+        .and_then(|e| e.child_text("ErrorType"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn system_info_names_external_hosts_through_the_proxy_and_internal_ones_direct() {
+    let rig = sim_rig(NodeTls::Open).await;
+    // through deskgate: authentication required, external names
+    let r = rig
+        .client
+        .send("GET", EXTERNAL, "/finesse/api/SystemInfo", None, "")
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    let auth = agent();
+    let r = rig
+        .client
+        .send("GET", EXTERNAL, "/finesse/api/SystemInfo", Some(&auth), "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let info = finesse_sim::xml::parse(&r.text()).expect("xml");
+    let primary = info.child("primaryNode").expect("primaryNode");
+    assert_eq!(primary.child_text("host"), Some("finesse1a.example.com"));
+    assert_eq!(primary.child_text("httpsPort"), Some("8445"));
+    assert_eq!(info.child_text("isProxyRequest"), Some("true"));
+    assert!(!r.everything().contains(INTERNAL), "{}", r.everything());
+
+    // straight from the LAN: no credentials needed, internal names
+    let r = rig
+        .direct
+        .send("GET", INTERNAL_HOST, "/finesse/api/SystemInfo", None, "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let info = finesse_sim::xml::parse(&r.text()).expect("xml");
+    let primary = info.child("primaryNode").expect("primaryNode");
+    assert_eq!(primary.child_text("host"), Some(INTERNAL));
+    assert_eq!(info.child_text("isProxyRequest"), Some("false"));
+
+    // the desktop configuration and page follow the same view
+    let r = rig
+        .client
+        .send("GET", EXTERNAL, "/desktop/api/DesktopConfig", None, "")
+        .await;
+    let cfg: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(cfg["host"], EXTERNAL);
+    assert_eq!(cfg["isProxyRequest"], true);
+    let r = rig
+        .client
+        .send("GET", EXTERNAL, "/desktop/", None, "")
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r
+        .text()
+        .contains(&format!("https://{EXTERNAL}/desktop/js/desktop.js")));
+    assert!(!r.everything().contains(INTERNAL));
+    let r = rig
+        .direct
+        .send("GET", INTERNAL_HOST, "/desktop/api/DesktopConfig", None, "")
+        .await;
+    let cfg: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(cfg["host"], INTERNAL_HOST);
+    assert_eq!(cfg["isProxyRequest"], false);
+    rig.gate.stop().await;
+}
+
+#[tokio::test]
+async fn the_simulator_answers_with_finesse_errors() {
+    let rig = sim_rig(NodeTls::Open).await;
+    let c = &rig.direct;
+    let h = INTERNAL_HOST;
+    let agent = agent();
+    let supervisor = basic("2001", DEMO_PASSWORD);
+    let admin = basic("admin", DEMO_PASSWORD);
+
+    // no or wrong credentials: 401 Authorization Failure
+    for auth in [
+        None,
+        Some(basic("1001", "wrong")),
+        Some("Bearer x".to_string()),
+    ] {
+        let r = c
+            .send("GET", h, "/finesse/api/User/1001", auth.as_deref(), "")
+            .await;
+        assert_eq!(r.status, 401);
+        assert_eq!(error_type(&r.text()), "Authorization Failure");
+        assert!(r.headers["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("application/xml"));
+    }
+    // an agent reads only itself
+    let r = c
+        .send("GET", h, "/finesse/api/User/1001", Some(&agent), "")
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("<loginId>1001</loginId>"));
+    let r = c
+        .send("GET", h, "/finesse/api/User/1002", Some(&agent), "")
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        error_type(&r.text()),
+        "Invalid Authorization User Specified"
+    );
+    // a supervisor reads others; an unknown one is 404
+    let r = c
+        .send("GET", h, "/finesse/api/User/1002", Some(&supervisor), "")
+        .await;
+    assert_eq!(r.status, 200);
+    let r = c
+        .send("GET", h, "/finesse/api/User/9999", Some(&supervisor), "")
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(error_type(&r.text()), "Not Found");
+    // Users needs an administrator
+    let r = c
+        .send("GET", h, "/finesse/api/Users", Some(&agent), "")
+        .await;
+    assert_eq!(r.status, 401);
+    let r = c
+        .send("GET", h, "/finesse/api/Users", Some(&admin), "")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text().matches("<User>").count(), 7, "{}", r.text());
+    // UserAuthMode needs no credentials
+    let r = c
+        .send("GET", h, "/finesse/api/UserAuthMode/1001", None, "")
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("<authMode>NON_SSO</authMode>"));
+    let r = c
+        .send("GET", h, "/finesse/api/UserAuthMode/9999", None, "")
+        .await;
+    assert_eq!(r.status, 404);
+    // unknown API, wrong method
+    let r = c
+        .send("GET", h, "/finesse/api/Nope", Some(&agent), "")
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(error_type(&r.text()), "Not Found");
+    let r = c
+        .send("DELETE", h, "/finesse/api/User/1001", Some(&agent), "")
+        .await;
+    assert_eq!(r.status, 405);
+    // state changes: bad bodies 400, READY before LOGIN 400, LOGIN 202
+    let put = |body: &'static str| {
+        let agent = agent.clone();
+        async move {
+            c.send("PUT", h, "/finesse/api/User/1001", Some(&agent), body)
+                .await
+        }
+    };
+    let r = put("<User><state>DANCING</state></User>").await;
+    assert_eq!(
+        (r.status, error_type(&r.text()).as_str()),
+        (400, "Invalid Input")
+    );
+    let r = put("not xml <").await;
+    assert_eq!(r.status, 400);
+    let r = put("<User><state>READY</state></User>").await;
+    assert_eq!(
+        (r.status, error_type(&r.text()).as_str()),
+        (400, "Invalid State")
+    );
+    let r = put("<User><state>LOGIN</state></User>").await;
+    assert_eq!(r.status, 400, "LOGIN without an extension");
+    let r = put("<User><state>LOGIN</state><extension>5001</extension></User>").await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let r = put("<User><state>READY</state></User>").await;
+    assert_eq!(r.status, 202);
+    assert_eq!(
+        rig.cluster.user("1001").expect("user").state,
+        finesse_sim::AgentState::Ready
+    );
+    // a dependency down: 503 (not a rejection of the credential)
+    rig.cluster.set_outage(true);
+    let r = c
+        .send("GET", h, "/finesse/api/User/1001", Some(&agent), "")
+        .await;
+    assert_eq!(r.status, 503);
+    rig.cluster.set_outage(false);
+    rig.gate.stop().await;
+}
+
+#[tokio::test]
+async fn five_failed_sign_ins_lock_the_user_even_through_the_proxy() {
+    let rig = sim_rig(NodeTls::Open).await;
+    let wrong = basic("1003", "wrong");
+    for _ in 0..5 {
+        let r = rig
+            .client
+            .send("GET", EXTERNAL, "/finesse/api/User/1003", Some(&wrong), "")
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    let right = basic("1003", DEMO_PASSWORD);
+    let r = rig
+        .client
+        .send("GET", EXTERNAL, "/finesse/api/User/1003", Some(&right), "")
+        .await;
+    assert_eq!(r.status, 401, "locked for 5 minutes");
+    assert_eq!(error_type(&r.text()), "Authorization Failure");
+    // another user is not affected
+    let r = rig
+        .client
+        .send(
+            "GET",
+            EXTERNAL,
+            "/finesse/api/User/1001",
+            Some(&agent()),
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(rig.cluster.requests("GET /finesse/api/User"), 7);
+    rig.gate.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_that_requires_client_certificates_accepts_deskgate_with_one() {
+    let rig = sim_rig(NodeTls::MutualWithCert).await;
+    let r = rig
+        .client
+        .send(
+            "GET",
+            EXTERNAL,
+            "/finesse/api/User/1001",
+            Some(&agent()),
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // a LAN client without a certificate does not get past the handshake
+    assert!(
+        rig.direct.tls(false).await.is_err() || {
+            let r = rig
+                .direct
+                .raw(b"GET /desktop/ HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await;
+            !r.contains("200 OK")
+        }
+    );
+    rig.gate.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_that_requires_client_certificates_refuses_deskgate_without_one() {
+    let rig = sim_rig(NodeTls::MutualWithoutCert).await;
+    let r = rig
+        .client
+        .send("GET", EXTERNAL, "/desktop/", None, "")
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(!r.everything().contains(INTERNAL), "{}", r.everything());
+    rig.gate.stop().await;
+}
