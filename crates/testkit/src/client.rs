@@ -58,6 +58,18 @@ impl Client {
         }
     }
 
+    /// A client trusting the CA certificate in `ca_pem` (a server this test
+    /// did not make the PKI for, such as `deskgate demo`).
+    pub fn trusting(ca_pem: &str, addr: SocketAddr, sni: &str) -> Client {
+        Client {
+            addr,
+            sni: sni.to_string(),
+            h1: crate::pki::client_config_trusting(ca_pem, &[b"http/1.1"]),
+            h2: crate::pki::client_config_trusting(ca_pem, &[b"h2"]),
+            source: None,
+        }
+    }
+
     /// Connects from this source address (e.g. 127.0.0.7): a distinct client IP.
     pub fn from_ip(mut self, ip: &str) -> Client {
         self.source = Some(ip.parse().expect("source ip"));

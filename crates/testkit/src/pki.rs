@@ -51,18 +51,7 @@ impl Pki {
 
     /// A rustls client config trusting this CA, with the given ALPN.
     pub fn client_config(&self, alpn: &[&[u8]]) -> std::sync::Arc<rustls::ClientConfig> {
-        use rustls::pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls::pki_types::CertificateDer::pem_slice_iter(self.ca.cert_pem().as_bytes()) {
-            roots.add(c.expect("ca pem")).expect("add root");
-        }
-        let mut cfg = rustls::ClientConfig::builder_with_provider(deskgate_config::tls::provider())
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
-        std::sync::Arc::new(cfg)
+        client_config_trusting(self.ca.cert_pem(), alpn)
     }
 
     /// A rustls server config for a mock upstream.
@@ -90,4 +79,23 @@ impl Default for Pki {
     fn default() -> Self {
         Pki::new()
     }
+}
+
+/// A rustls client config trusting the CA in `ca_pem`, with the given ALPN.
+pub fn client_config_trusting(
+    ca_pem: &str,
+    alpn: &[&[u8]],
+) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.expect("ca pem")).expect("add root");
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(deskgate_config::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    std::sync::Arc::new(cfg)
 }

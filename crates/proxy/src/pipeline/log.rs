@@ -22,6 +22,9 @@ enum Msg {
     Reopen,
 }
 
+/// Lines are gathered up to this many bytes before one write.
+const BATCH: usize = 64 * 1024;
+
 /// Handle to the access log writer thread.
 pub struct AccessLog {
     tx: mpsc::Sender<Msg>,
@@ -35,14 +38,25 @@ impl AccessLog {
         std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
+                // Whole lines only reach the file, in writes that end at a
+                // line boundary: two writers appending to one file (both
+                // sides of `deskgate demo`, or an old and a new process
+                // during a restart) never interleave inside a line.
+                let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
                 while let Ok(first) = rx.recv() {
                     let mut next = Some(first);
                     while let Some(msg) = next.take() {
                         match msg {
                             Msg::Line(l) => {
-                                let _ = out.write_all(l.as_bytes());
+                                batch.extend_from_slice(l.as_bytes());
+                                if batch.len() >= BATCH {
+                                    let _ = out.write_all(&batch);
+                                    batch.clear();
+                                }
                             }
                             Msg::Reopen => {
+                                let _ = out.write_all(&batch);
+                                batch.clear();
                                 let _ = out.flush();
                                 match open(&target) {
                                     Ok(o) => out = o,
@@ -52,6 +66,8 @@ impl AccessLog {
                         }
                         next = rx.try_recv().ok();
                     }
+                    let _ = out.write_all(&batch);
+                    batch.clear();
                     let _ = out.flush();
                 }
             })?;
@@ -70,13 +86,13 @@ impl AccessLog {
 
 fn open(target: &LogTarget) -> std::io::Result<Box<dyn Write + Send>> {
     Ok(match target {
-        LogTarget::Stdout => Box::new(std::io::BufWriter::new(std::io::stdout())),
-        LogTarget::File(p) => Box::new(std::io::BufWriter::new(
+        LogTarget::Stdout => Box::new(std::io::stdout()),
+        LogTarget::File(p) => Box::new(
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(p)?,
-        )),
+        ),
     })
 }
 

@@ -1,0 +1,316 @@
+//! `deskgate demo` as a person runs it (the real binary, ports 0): a real
+//! Chromium uses the desktop through it, @xmpp/client signs in to the
+//! simulator's notifications through it, and Ctrl-C stops it cleanly.
+
+use deskgate_testkit::client::Client;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/js")
+}
+
+/// Where tests keep files for people to look at after the run.
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir.canonicalize().expect("artifacts path")
+}
+
+/// `node_modules/<package>` is installed, or the test is skipped loudly
+/// (only with DESKGATE_ALLOW_MISSING_TOOLS=1) or fails.
+fn require_npm(package: &str) -> bool {
+    if js_dir().join("node_modules").join(package).exists() {
+        return true;
+    }
+    if std::env::var("DESKGATE_ALLOW_MISSING_TOOLS").as_deref() == Ok("1") {
+        eprintln!("SKIPPED LOUDLY: npm package {package} is missing (run .ci/install-test-tools)");
+        return false;
+    }
+    panic!("npm package {package} is missing in tests/js: run .ci/install-test-tools");
+}
+
+/// The demo process, with the labelled lines of its banner.
+struct Demo {
+    child: Child,
+    banner: HashMap<String, String>,
+    stderr: PathBuf,
+    _scratch: tempfile::TempDir,
+}
+
+impl Demo {
+    async fn start() -> Demo {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let stderr = scratch.path().join("demo.stderr");
+        let err_file = std::fs::File::create(&stderr).expect("stderr file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_deskgate"))
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--internal",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(err_file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn deskgate demo");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut banner = HashMap::new();
+        // readiness: the banner is printed once everything is up
+        let read = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("Press Ctrl-C") {
+                    return true;
+                }
+                if let Some((label, value)) = line.trim().split_once(':') {
+                    banner.insert(label.trim().to_string(), value.trim().to_string());
+                }
+            }
+            false
+        };
+        let ready = tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .unwrap_or(false);
+        if !ready {
+            let err = std::fs::read_to_string(&stderr).unwrap_or_default();
+            panic!("deskgate demo did not come up:\n{err}");
+        }
+        // keep draining stdout so the demo never blocks on a full pipe
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Demo {
+            child,
+            banner,
+            stderr,
+            _scratch: scratch,
+        }
+    }
+
+    fn get(&self, label: &str) -> &str {
+        self.banner
+            .get(label)
+            .unwrap_or_else(|| panic!("banner has no {label:?}: {:?}", self.banner))
+    }
+
+    /// The first word of a banner value.
+    fn word(&self, label: &str) -> String {
+        self.get(label)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// `https://host:port/desktop/` -> (host, port).
+    fn host_port(url: &str) -> (String, u16) {
+        let rest = url.trim_start_matches("https://");
+        let hp = rest.split('/').next().unwrap_or_default();
+        let (h, p) = hp.rsplit_once(':').expect("host:port");
+        (h.to_string(), p.parse().expect("port"))
+    }
+
+    /// Internal names and upstream addresses: what no client may ever see.
+    fn internal_names(&self) -> Vec<String> {
+        // "finesse-a.lan:8445 on 127.0.0.1:38849, finesse-b.lan:8445 on ..."
+        let nodes = self.get("Upstream nodes");
+        let mut out = Vec::new();
+        for part in nodes.split(',') {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            if let [name, "on", addr, ..] = words[..] {
+                out.push(name.split(':').next().unwrap_or(name).to_string());
+                out.push(addr.to_string());
+            }
+        }
+        assert_eq!(out.len(), 4, "{nodes}");
+        out
+    }
+
+    fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.get("CA certificate")).expect("demo CA file")
+    }
+
+    /// Ctrl-C (SIGINT by PID); the exit status.
+    async fn interrupt(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("pid");
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+        match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
+            Ok(s) => s.expect("wait"),
+            Err(_) => {
+                let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+                panic!("deskgate demo did not stop within 20 s of SIGINT:\n{err}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_changes_state_and_gets_the_notification_through_the_demo() {
+    let Some(node) = deskgate_testkit::require("node") else {
+        return;
+    };
+    let Some(chromium) = deskgate_testkit::require("chromium") else {
+        return;
+    };
+    if !require_npm("playwright-core") {
+        return;
+    }
+    let demo = Demo::start().await;
+    let shot = artifacts().join("desktop-demo.png");
+    let _ = std::fs::remove_file(&shot);
+    let pin = demo
+        .get("Chromium pin")
+        .split_once('=')
+        .map(|(_, p)| p.to_string())
+        .expect("pin");
+    let out = tokio::process::Command::new(node)
+        .arg("desktop-browser.mjs")
+        .current_dir(js_dir())
+        .env("DG_URL_A", demo.get("Side A desktop"))
+        .env("DG_URL_B", demo.get("Side B desktop"))
+        .env("DG_PIN", pin)
+        .env("DG_USER", "1001")
+        .env("DG_PASSWORD", finesse_sim::DEMO_PASSWORD)
+        .env("DG_FORBIDDEN", demo.internal_names().join(","))
+        .env("DG_SCREENSHOT", &shot)
+        .env("DG_CHROMIUM", chromium)
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the browser run failed\nstdout: {stdout}\nstderr: {stderr}\ndemo: {}",
+        std::fs::read_to_string(&demo.stderr).unwrap_or_default()
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let report_path = artifacts().join("desktop-demo.json");
+    std::fs::write(&report_path, format!("{report:#}\n")).expect("write report");
+    assert_eq!(report["leaks"], serde_json::json!([]), "{report}");
+    let notes = report["notifications"].to_string();
+    assert!(
+        notes.contains("/finesse/api/User/1001: state READY")
+            && notes.contains("/finesse/api/User/1001: state NOT_READY"),
+        "{report}"
+    );
+    let (_, port_b) = Demo::host_port(demo.get("Side B desktop"));
+    assert!(
+        report["sideB"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("127.0.0.1:{port_b}, through the proxy"))),
+        "{report}"
+    );
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    eprintln!(
+        "screenshot: {}, report: {}",
+        shot.display(),
+        report_path.display()
+    );
+    assert!(demo.interrupt().await.success());
+}
+
+#[tokio::test]
+async fn xmpp_client_signs_in_to_the_simulator_through_the_demo() {
+    let Some(node) = deskgate_testkit::require("node") else {
+        return;
+    };
+    if !require_npm("@xmpp/client") {
+        return;
+    }
+    let demo = Demo::start().await;
+    let (host, port) = Demo::host_port(demo.get("Side A desktop"));
+    let ca = PathBuf::from(demo.get("CA certificate"));
+    let out = tokio::process::Command::new(node)
+        .arg("xmpp-exchange.mjs")
+        .current_dir(js_dir())
+        .env("DG_CONNECT", format!("127.0.0.1:{port}"))
+        .env("DG_SNI", &host)
+        .env("DG_SERVICE", format!("wss://{host}:{port}/ws/"))
+        .env("DG_DOMAIN", "cc.deskgate.test")
+        .env(
+            "DG_USERS",
+            format!("1001:{p},1002:{p}", p = finesse_sim::DEMO_PASSWORD),
+        )
+        .env("DG_BIG", "30000")
+        .env("NODE_EXTRA_CA_CERTS", &ca)
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "xmpp exchange failed\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        stdout.contains("\"ok\":true")
+            && stdout.contains("\"pong\":\"result\"")
+            && stdout.contains("\"protocols\":[\"xmpp\",\"xmpp\"]"),
+        "{stdout}"
+    );
+    assert!(demo.interrupt().await.success());
+}
+
+#[tokio::test]
+async fn the_demo_serves_its_proxy_map_and_desktop_and_stops_on_ctrl_c() {
+    let demo = Demo::start().await;
+    let names = demo.internal_names();
+    // the proxy map, as the nodes poll it
+    let map_url = demo.word("Proxy map");
+    let addr: SocketAddr = map_url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("addr")
+        .parse()
+        .expect("socket addr");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(b"GET /proxymap.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut map = String::new();
+    tcp.read_to_string(&mut map).await.expect("read");
+    let (ha, pa) = Demo::host_port(demo.get("Side A desktop"));
+    let (hb, pb) = Demo::host_port(demo.get("Side B desktop"));
+    assert!(
+        map.contains(&format!("finesse-a.lan:8445={ha}:{pa}")),
+        "{map}"
+    );
+    assert!(
+        map.contains(&format!("finesse-b.lan:8445={hb}:{pb}")),
+        "{map}"
+    );
+
+    // each side's desktop, with the demo's CA, names only external hosts
+    let ca = demo.ca_pem();
+    for (host, port) in [(ha.as_str(), pa), (hb.as_str(), pb)] {
+        let c = Client::trusting(&ca, SocketAddr::from(([127, 0, 0, 1], port)), host);
+        let r = c.get(&format!("{host}:{port}"), "/desktop/").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r
+            .text()
+            .contains(&format!("https://{host}:{port}/desktop/css/desktop.css")));
+        for n in &names {
+            assert!(!r.everything().contains(n.as_str()), "{n} leaked");
+        }
+    }
+    let scratch = PathBuf::from(demo.word("Scratch dir"));
+    assert!(scratch.exists());
+    let status = demo.interrupt().await;
+    assert!(status.success(), "{status}");
+    assert!(
+        !scratch.exists(),
+        "the scratch directory is removed on exit"
+    );
+}
