@@ -3,6 +3,7 @@
 //! simulator's notifications through it, and Ctrl-C stops it cleanly.
 
 use deskgate_testkit::client::Client;
+use deskgate_testkit::js;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,28 +12,11 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-fn js_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/js")
-}
-
 /// Where tests keep files for people to look at after the run.
 fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../artifacts");
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     dir.canonicalize().expect("artifacts path")
-}
-
-/// `node_modules/<package>` is installed, or the test is skipped loudly
-/// (only with DESKGATE_ALLOW_MISSING_TOOLS=1) or fails.
-fn require_npm(package: &str) -> bool {
-    if js_dir().join("node_modules").join(package).exists() {
-        return true;
-    }
-    if std::env::var("DESKGATE_ALLOW_MISSING_TOOLS").as_deref() == Ok("1") {
-        eprintln!("SKIPPED LOUDLY: npm package {package} is missing (run .ci/install-test-tools)");
-        return false;
-    }
-    panic!("npm package {package} is missing in tests/js: run .ci/install-test-tools");
 }
 
 /// The demo process, with the labelled lines of its banner.
@@ -154,15 +138,9 @@ impl Demo {
 
 #[tokio::test]
 async fn a_browser_signs_in_changes_state_and_gets_the_notification_through_the_demo() {
-    let Some(node) = deskgate_testkit::require("node") else {
-        return;
-    };
     let Some(chromium) = deskgate_testkit::require("chromium") else {
         return;
     };
-    if !require_npm("playwright-core") {
-        return;
-    }
     let demo = Demo::start().await;
     let shot = artifacts().join("desktop-demo.png");
     let _ = std::fs::remove_file(&shot);
@@ -171,27 +149,22 @@ async fn a_browser_signs_in_changes_state_and_gets_the_notification_through_the_
         .split_once('=')
         .map(|(_, p)| p.to_string())
         .expect("pin");
-    let out = tokio::process::Command::new(node)
-        .arg("desktop-browser.mjs")
-        .current_dir(js_dir())
-        .env("DG_URL_A", demo.get("Side A desktop"))
-        .env("DG_URL_B", demo.get("Side B desktop"))
-        .env("DG_PIN", pin)
-        .env("DG_USER", "1001")
-        .env("DG_PASSWORD", finesse_sim::DEMO_PASSWORD)
-        .env("DG_FORBIDDEN", demo.internal_names().join(","))
-        .env("DG_SCREENSHOT", &shot)
-        .env("DG_CHROMIUM", chromium)
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the browser run failed\nstdout: {stdout}\nstderr: {stderr}\ndemo: {}",
-        std::fs::read_to_string(&demo.stderr).unwrap_or_default()
-    );
+    let env = [
+        ("DG_URL_A", demo.get("Side A desktop").into()),
+        ("DG_URL_B", demo.get("Side B desktop").into()),
+        ("DG_PIN", pin.into()),
+        ("DG_USER", "1001".into()),
+        ("DG_PASSWORD", finesse_sim::DEMO_PASSWORD.into()),
+        ("DG_FORBIDDEN", demo.internal_names().join(",").into()),
+        ("DG_SCREENSHOT", shot.clone().into()),
+        ("DG_CHROMIUM", chromium.into()),
+    ];
+    let Some(run) = js::run("desktop-browser.mjs", &["playwright-core"], &env).await else {
+        return;
+    };
+    let demo_log = std::fs::read_to_string(&demo.stderr).unwrap_or_default();
+    run.assert_ok(&format!("the browser run (demo log:\n{demo_log})"));
+    let stdout = run.stdout;
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     let report_path = artifacts().join("desktop-demo.json");
     std::fs::write(&report_path, format!("{report:#}\n")).expect("write report");
@@ -221,37 +194,23 @@ async fn a_browser_signs_in_changes_state_and_gets_the_notification_through_the_
 
 #[tokio::test]
 async fn xmpp_client_signs_in_to_the_simulator_through_the_demo() {
-    let Some(node) = deskgate_testkit::require("node") else {
-        return;
-    };
-    if !require_npm("@xmpp/client") {
-        return;
-    }
     let demo = Demo::start().await;
     let (host, port) = Demo::host_port(demo.get("Side A desktop"));
-    let ca = PathBuf::from(demo.get("CA certificate"));
-    let out = tokio::process::Command::new(node)
-        .arg("xmpp-exchange.mjs")
-        .current_dir(js_dir())
-        .env("DG_CONNECT", format!("127.0.0.1:{port}"))
-        .env("DG_SNI", &host)
-        .env("DG_SERVICE", format!("wss://{host}:{port}/ws/"))
-        .env("DG_DOMAIN", "cc.deskgate.test")
-        .env(
-            "DG_USERS",
-            format!("1001:{p},1002:{p}", p = finesse_sim::DEMO_PASSWORD),
-        )
-        .env("DG_BIG", "30000")
-        .env("NODE_EXTRA_CA_CERTS", &ca)
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "xmpp exchange failed\nstdout: {stdout}\nstderr: {stderr}"
-    );
+    let users = format!("1001:{p},1002:{p}", p = finesse_sim::DEMO_PASSWORD);
+    let env = [
+        ("DG_CONNECT", format!("127.0.0.1:{port}").into()),
+        ("DG_SNI", host.clone().into()),
+        ("DG_SERVICE", format!("wss://{host}:{port}/ws/").into()),
+        ("DG_DOMAIN", "cc.deskgate.test".into()),
+        ("DG_USERS", users.into()),
+        ("DG_BIG", "30000".into()),
+        ("NODE_EXTRA_CA_CERTS", demo.get("CA certificate").into()),
+    ];
+    let Some(run) = js::run("xmpp-exchange.mjs", &["@xmpp/client"], &env).await else {
+        return;
+    };
+    run.assert_ok("the XMPP exchange");
+    let stdout = run.stdout;
     assert!(
         stdout.contains("\"ok\":true")
             && stdout.contains("\"pong\":\"result\"")

@@ -81,119 +81,192 @@ async fn system_info_names_external_hosts_through_the_proxy_and_internal_ones_di
     rig.gate.stop().await;
 }
 
+/// method, path, credentials, body, status, ErrorType ("" for none)
+type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, u16, &'a str);
+
 #[tokio::test]
 async fn the_simulator_answers_with_finesse_errors() {
     let rig = sim_rig(NodeTls::Open).await;
-    let c = &rig.direct;
-    let h = INTERNAL_HOST;
     let agent = agent();
+    let wrong = basic("1001", "wrong");
     let supervisor = basic("2001", DEMO_PASSWORD);
     let admin = basic("admin", DEMO_PASSWORD);
-
-    // no or wrong credentials: 401 Authorization Failure
-    for auth in [
-        None,
-        Some(basic("1001", "wrong")),
-        Some("Bearer x".to_string()),
-    ] {
-        let r = c
-            .send("GET", h, "/finesse/api/User/1001", auth.as_deref(), "")
+    let none: Option<&str> = None;
+    let cases: &[Case<'_>] = &[
+        // no or wrong credentials
+        (
+            "GET",
+            "/finesse/api/User/1001",
+            none,
+            "",
+            401,
+            "Authorization Failure",
+        ),
+        (
+            "GET",
+            "/finesse/api/User/1001",
+            Some(&wrong),
+            "",
+            401,
+            "Authorization Failure",
+        ),
+        (
+            "GET",
+            "/finesse/api/User/1001",
+            Some("Bearer x"),
+            "",
+            401,
+            "Authorization Failure",
+        ),
+        // an agent reads only itself; a supervisor reads others
+        ("GET", "/finesse/api/User/1001", Some(&agent), "", 200, ""),
+        (
+            "GET",
+            "/finesse/api/User/1002",
+            Some(&agent),
+            "",
+            401,
+            "Invalid Authorization User Specified",
+        ),
+        (
+            "GET",
+            "/finesse/api/User/1002",
+            Some(&supervisor),
+            "",
+            200,
+            "",
+        ),
+        (
+            "GET",
+            "/finesse/api/User/9999",
+            Some(&supervisor),
+            "",
+            404,
+            "Not Found",
+        ),
+        // Users needs an administrator
+        (
+            "GET",
+            "/finesse/api/Users",
+            Some(&agent),
+            "",
+            401,
+            "Invalid Authorization User Specified",
+        ),
+        ("GET", "/finesse/api/Users", Some(&admin), "", 200, ""),
+        // UserAuthMode needs no credentials
+        ("GET", "/finesse/api/UserAuthMode/1001", none, "", 200, ""),
+        (
+            "GET",
+            "/finesse/api/UserAuthMode/9999",
+            none,
+            "",
+            404,
+            "Not Found",
+        ),
+        // unknown API, wrong method
+        (
+            "GET",
+            "/finesse/api/Nope",
+            Some(&agent),
+            "",
+            404,
+            "Not Found",
+        ),
+        (
+            "DELETE",
+            "/finesse/api/User/1001",
+            Some(&agent),
+            "",
+            405,
+            "Method Not Allowed",
+        ),
+        // state changes
+        (
+            "PUT",
+            "/finesse/api/User/1001",
+            Some(&agent),
+            "<User><state>DANCING</state></User>",
+            400,
+            "Invalid Input",
+        ),
+        (
+            "PUT",
+            "/finesse/api/User/1001",
+            Some(&agent),
+            "not xml <",
+            400,
+            "Invalid Input",
+        ),
+        (
+            "PUT",
+            "/finesse/api/User/1001",
+            Some(&agent),
+            "<User><state>READY</state></User>",
+            400,
+            "Invalid State",
+        ),
+        (
+            "PUT",
+            "/finesse/api/User/1001",
+            Some(&agent),
+            "<User><state>LOGIN</state></User>",
+            400,
+            "Invalid Input",
+        ),
+        (
+            "PUT",
+            "/finesse/api/User/1002",
+            Some(&agent),
+            "<User><state>LOGOUT</state></User>",
+            401,
+            "Invalid Authorization User Specified",
+        ),
+        (
+            "PUT",
+            "/finesse/api/User/1001",
+            Some(&agent),
+            "<User><state>LOGIN</state><extension>5001</extension></User>",
+            202,
+            "",
+        ),
+        (
+            "PUT",
+            "/finesse/api/User/1001",
+            Some(&agent),
+            "<User><state>READY</state></User>",
+            202,
+            "",
+        ),
+    ];
+    for &(method, path, auth, body, status, kind) in cases {
+        let r = rig
+            .direct
+            .send(method, INTERNAL_HOST, path, auth, body)
             .await;
-        assert_eq!(r.status, 401);
-        assert_eq!(error_type(&r.text()), "Authorization Failure");
-        assert!(r.headers["content-type"]
-            .to_str()
-            .expect("ct")
-            .starts_with("application/xml"));
-    }
-    // an agent reads only itself
-    let r = c
-        .send("GET", h, "/finesse/api/User/1001", Some(&agent), "")
-        .await;
-    assert_eq!(r.status, 200);
-    assert!(r.text().contains("<loginId>1001</loginId>"));
-    let r = c
-        .send("GET", h, "/finesse/api/User/1002", Some(&agent), "")
-        .await;
-    assert_eq!(r.status, 401);
-    assert_eq!(
-        error_type(&r.text()),
-        "Invalid Authorization User Specified"
-    );
-    // a supervisor reads others; an unknown one is 404
-    let r = c
-        .send("GET", h, "/finesse/api/User/1002", Some(&supervisor), "")
-        .await;
-    assert_eq!(r.status, 200);
-    let r = c
-        .send("GET", h, "/finesse/api/User/9999", Some(&supervisor), "")
-        .await;
-    assert_eq!(r.status, 404);
-    assert_eq!(error_type(&r.text()), "Not Found");
-    // Users needs an administrator
-    let r = c
-        .send("GET", h, "/finesse/api/Users", Some(&agent), "")
-        .await;
-    assert_eq!(r.status, 401);
-    let r = c
-        .send("GET", h, "/finesse/api/Users", Some(&admin), "")
-        .await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.text().matches("<User>").count(), 7, "{}", r.text());
-    // UserAuthMode needs no credentials
-    let r = c
-        .send("GET", h, "/finesse/api/UserAuthMode/1001", None, "")
-        .await;
-    assert_eq!(r.status, 200);
-    assert!(r.text().contains("<authMode>NON_SSO</authMode>"));
-    let r = c
-        .send("GET", h, "/finesse/api/UserAuthMode/9999", None, "")
-        .await;
-    assert_eq!(r.status, 404);
-    // unknown API, wrong method
-    let r = c
-        .send("GET", h, "/finesse/api/Nope", Some(&agent), "")
-        .await;
-    assert_eq!(r.status, 404);
-    assert_eq!(error_type(&r.text()), "Not Found");
-    let r = c
-        .send("DELETE", h, "/finesse/api/User/1001", Some(&agent), "")
-        .await;
-    assert_eq!(r.status, 405);
-    // state changes: bad bodies 400, READY before LOGIN 400, LOGIN 202
-    let put = |body: &'static str| {
-        let agent = agent.clone();
-        async move {
-            c.send("PUT", h, "/finesse/api/User/1001", Some(&agent), body)
-                .await
+        let what = format!("{method} {path} {body}: {}", r.text());
+        assert_eq!(r.status, status, "{what}");
+        if !kind.is_empty() {
+            assert_eq!(error_type(&r.text()), kind, "{what}");
+            let ct = r.headers["content-type"].to_str().expect("content-type");
+            assert!(ct.starts_with("application/xml"), "{what}");
         }
-    };
-    let r = put("<User><state>DANCING</state></User>").await;
-    assert_eq!(
-        (r.status, error_type(&r.text()).as_str()),
-        (400, "Invalid Input")
-    );
-    let r = put("not xml <").await;
-    assert_eq!(r.status, 400);
-    let r = put("<User><state>READY</state></User>").await;
-    assert_eq!(
-        (r.status, error_type(&r.text()).as_str()),
-        (400, "Invalid State")
-    );
-    let r = put("<User><state>LOGIN</state></User>").await;
-    assert_eq!(r.status, 400, "LOGIN without an extension");
-    let r = put("<User><state>LOGIN</state><extension>5001</extension></User>").await;
-    assert_eq!(r.status, 202, "{}", r.text());
-    let r = put("<User><state>READY</state></User>").await;
-    assert_eq!(r.status, 202);
+    }
     assert_eq!(
         rig.cluster.user("1001").expect("user").state,
         finesse_sim::AgentState::Ready
     );
     // a dependency down: 503 (not a rejection of the credential)
     rig.cluster.set_outage(true);
-    let r = c
-        .send("GET", h, "/finesse/api/User/1001", Some(&agent), "")
+    let r = rig
+        .direct
+        .send(
+            "GET",
+            INTERNAL_HOST,
+            "/finesse/api/User/1001",
+            Some(&agent),
+            "",
+        )
         .await;
     assert_eq!(r.status, 503);
     rig.cluster.set_outage(false);

@@ -121,20 +121,42 @@ pub fn desktop_config(f: &SystemFacts<'_>, names: &Names) -> String {
     .to_string()
 }
 
+/// A UTC time split into its calendar fields.
+struct Utc {
+    year: i64,
+    month: u32,
+    day: u32,
+    secs_of_day: u64,
+    weekday: usize,
+}
+
+impl Utc {
+    fn of(t: SystemTime) -> Utc {
+        let secs = t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let days = secs / 86_400;
+        let (year, month, day) = civil_from_days(days as i64);
+        Utc {
+            year,
+            month,
+            day,
+            secs_of_day: secs % 86_400,
+            // 1970-01-01 was a Thursday
+            weekday: (days % 7) as usize,
+        }
+    }
+    fn clock(&self) -> String {
+        let s = self.secs_of_day;
+        format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+    }
+}
+
 /// Now, as `2026-12-01T08:00:00Z` (UTC, whole seconds).
 pub fn iso_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let u = Utc::of(SystemTime::now());
+    format!("{:04}-{:02}-{:02}T{}Z", u.year, u.month, u.day, u.clock())
 }
 
 /// An HTTP date (`Tue, 01 Dec 2026 08:00:00 GMT`), for Last-Modified.
@@ -143,19 +165,14 @@ pub fn http_date(t: SystemTime) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
+    let u = Utc::of(t);
+    let month = MONTHS[(u.month as usize).saturating_sub(1) % 12];
     format!(
-        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        MONTHS[(m as usize).saturating_sub(1) % 12],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{}, {:02} {month} {:04} {} GMT",
+        DAYS[u.weekday],
+        u.day,
+        u.year,
+        u.clock()
     )
 }
 

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod deskgate;
 pub mod h2raw;
+pub mod js;
 pub mod mock;
 pub mod nginx;
 pub mod pki;
