@@ -31,8 +31,12 @@ use directory::{Directory, StateError, StateRequest};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use xmpp::hub::Hub;
+
+/// How long a signed-in agent may be without any notification session
+/// before Finesse signs it out (presence loss signs the agent out).
+pub const DEFAULT_PRESENCE_GRACE: Duration = Duration::from_secs(60);
 
 /// The password of every demo user.
 pub const DEMO_PASSWORD: &str = "deskgate-demo";
@@ -45,6 +49,7 @@ pub struct Cluster {
     pub deployment_type: String,
     pub started: SystemTime,
     outage: AtomicBool,
+    presence_grace_ms: AtomicU64,
     counters: Mutex<HashMap<String, u64>>,
     seq: AtomicU64,
 }
@@ -58,6 +63,7 @@ impl Cluster {
             deployment_type: "UCCE".to_string(),
             started: SystemTime::now(),
             outage: AtomicBool::new(false),
+            presence_grace_ms: AtomicU64::new(DEFAULT_PRESENCE_GRACE.as_millis() as u64),
             counters: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(1),
         })
@@ -110,6 +116,45 @@ impl Cluster {
         let delivered = self.hub.send(&user.id, frame.into());
         tracing::debug!(user = %user.id, state = user.state.as_str(), delivered, "state change published");
         Ok(user)
+    }
+
+    pub fn set_presence_grace(&self, grace: Duration) {
+        self.presence_grace_ms
+            .store(grace.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn presence_grace(&self) -> Duration {
+        Duration::from_millis(self.presence_grace_ms.load(Ordering::Relaxed))
+    }
+
+    /// A notification session of `user` ended. If it was the last one, the
+    /// agent is signed out after the presence grace, unless a session has
+    /// come back by then.
+    pub fn session_ended(self: &Arc<Cluster>, user: &str) {
+        if self.hub.sessions_of(user) > 0 {
+            return;
+        }
+        let mark = self.hub.latest_join(user);
+        let cluster = self.clone();
+        let user = user.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(cluster.presence_grace()).await;
+            cluster.sign_out_if_absent(&user, mark);
+        });
+    }
+
+    /// Signs `user` out if it has had no session since join `mark`; true if
+    /// it did.
+    pub fn sign_out_if_absent(&self, user: &str, mark: u64) -> bool {
+        let absent = self.hub.sessions_of(user) == 0 && self.hub.latest_join(user) == mark;
+        let signed_in = self
+            .user(user)
+            .is_some_and(|u| u.state != AgentState::Logout);
+        if !(absent && signed_in) {
+            return false;
+        }
+        tracing::info!(%user, "presence lost: signing the agent out");
+        self.change_state(user, StateRequest::Logout, None).is_ok()
     }
 
     /// While on, authenticated REST calls answer 503 (a dependency is down).
@@ -167,4 +212,31 @@ pub fn demo_users(agents: u32, password: &str) -> Vec<User> {
         &[Role::Administrator],
     ));
     users
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presence_loss_signs_out_unless_a_session_came_back() {
+        let c = Cluster::demo(2);
+        c.change_state("1001", StateRequest::Login, Some("5001"))
+            .expect("login");
+        let (reg, _rx) = c.hub.join("1001");
+        drop(reg);
+        let mark = c.hub.latest_join("1001");
+        // came back (and left again) since: the old timer does nothing
+        let again = c.hub.join("1001");
+        assert!(!c.sign_out_if_absent("1001", mark));
+        drop(again);
+        assert!(!c.sign_out_if_absent("1001", mark));
+        assert_eq!(c.user("1001").expect("user").state, AgentState::NotReady);
+        // gone for good: signed out
+        let mark = c.hub.latest_join("1001");
+        assert!(c.sign_out_if_absent("1001", mark));
+        assert_eq!(c.user("1001").expect("user").state, AgentState::Logout);
+        // already signed out: nothing to do
+        assert!(!c.sign_out_if_absent("1001", mark));
+    }
 }

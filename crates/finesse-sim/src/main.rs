@@ -48,6 +48,10 @@ struct Args {
     proxymap_url: Option<String>,
     #[arg(long, default_value_t = 60)]
     proxymap_every: u64,
+    /// Seconds a signed-in agent may have no notification session before it
+    /// is signed out.
+    #[arg(long, default_value_t = 60)]
+    presence_grace: u64,
     /// Number of demo agents (1001...); the password is `deskgate-demo`.
     #[arg(long, default_value_t = 10)]
     agents: u32,
@@ -100,6 +104,7 @@ async fn run(a: Args) -> Result<(), String> {
         proxymap_every: Duration::from_secs(a.proxymap_every.max(1)),
     };
     let cluster = Cluster::demo(a.agents);
+    cluster.set_presence_grace(Duration::from_secs(a.presence_grace));
     let node = Node::bind(a.listen, cfg, cluster).await?;
     println!(
         "Finesse simulator on https://{}/desktop/  (agents 1001..{}, password {DEMO_PASSWORD})",

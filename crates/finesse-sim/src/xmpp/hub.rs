@@ -10,7 +10,16 @@ use tokio::sync::mpsc;
 /// does not read its socket must not grow without bound).
 const QUEUE: usize = 64;
 
-type Sessions = HashMap<String, Vec<(u64, mpsc::Sender<Arc<str>>)>>;
+/// One user's sessions. The entry stays after the last session leaves (only
+/// signed-in users get one, so there are at most as many as users) to
+/// remember the latest join.
+#[derive(Default)]
+struct UserSessions {
+    latest_join: u64,
+    open: Vec<(u64, mpsc::Sender<Arc<str>>)>,
+}
+
+type Sessions = HashMap<String, UserSessions>;
 
 #[derive(Default, Clone)]
 pub struct Hub {
@@ -27,12 +36,8 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut s = lock(&self.sessions);
-        if let Some(list) = s.get_mut(&self.user) {
-            list.retain(|(id, _)| *id != self.id);
-            if list.is_empty() {
-                s.remove(&self.user);
-            }
+        if let Some(u) = lock(&self.sessions).get_mut(&self.user) {
+            u.open.retain(|(id, _)| *id != self.id);
         }
     }
 }
@@ -45,12 +50,14 @@ impl Hub {
     /// Joins `user` (case-insensitive, as JIDs are).
     pub fn join(&self, user: &str) -> (Registration, mpsc::Receiver<Arc<str>>) {
         let user = user.to_ascii_lowercase();
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::channel(QUEUE);
-        lock(&self.sessions)
-            .entry(user.clone())
-            .or_default()
-            .push((id, tx));
+        {
+            let mut s = lock(&self.sessions);
+            let u = s.entry(user.clone()).or_default();
+            u.latest_join = id;
+            u.open.push((id, tx));
+        }
         (
             Registration {
                 sessions: self.sessions.clone(),
@@ -64,10 +71,11 @@ impl Hub {
     /// Queues `frame` for every session of `user`; returns how many took it.
     pub fn send(&self, user: &str, frame: Arc<str>) -> usize {
         let s = lock(&self.sessions);
-        let Some(list) = s.get(&user.to_ascii_lowercase()) else {
+        let Some(u) = s.get(&user.to_ascii_lowercase()) else {
             return 0;
         };
-        list.iter()
+        u.open
+            .iter()
             .filter(|(_, tx)| tx.try_send(frame.clone()).is_ok())
             .count()
     }
@@ -76,7 +84,15 @@ impl Hub {
     pub fn sessions_of(&self, user: &str) -> usize {
         lock(&self.sessions)
             .get(&user.to_ascii_lowercase())
-            .map_or(0, Vec::len)
+            .map_or(0, |u| u.open.len())
+    }
+
+    /// The latest join of `user` (0 if never): a sign-out timer started when
+    /// a session ended holds its value and is void if it has changed.
+    pub fn latest_join(&self, user: &str) -> u64 {
+        lock(&self.sessions)
+            .get(&user.to_ascii_lowercase())
+            .map_or(0, |u| u.latest_join)
     }
 }
 
@@ -97,5 +113,17 @@ mod tests {
         drop(a);
         assert_eq!(hub.sessions_of("1001"), 1);
         assert_eq!(hub.send("nobody", "x".into()), 0);
+    }
+
+    #[test]
+    fn latest_join_changes_with_every_join() {
+        let hub = Hub::default();
+        assert_eq!(hub.latest_join("1001"), 0);
+        let (a, _) = hub.join("1001");
+        let first = hub.latest_join("1001");
+        drop(a);
+        assert_eq!(hub.latest_join("1001"), first);
+        let _b = hub.join("1001");
+        assert_ne!(hub.latest_join("1001"), first);
     }
 }

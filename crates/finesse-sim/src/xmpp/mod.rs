@@ -113,6 +113,7 @@ where
     let stream_id = cluster.next_id();
     let mut session = Session::new(&cluster.xmpp_domain, &stream_id);
     let mut joined: Option<(hub::Registration, tokio::sync::mpsc::Receiver<Arc<str>>)> = None;
+    let mut signed_in: Option<String> = None;
     loop {
         let event = async {
             match &mut joined {
@@ -144,7 +145,10 @@ where
                                 close = true;
                             }
                         }
-                        Effect::SignedIn(user) => joined = Some(cluster.hub.join(&user)),
+                        Effect::SignedIn(user) => {
+                            joined = Some(cluster.hub.join(&user));
+                            signed_in = Some(user);
+                        }
                         Effect::Deliver { to, frame } => {
                             cluster.hub.send(&to, frame.into());
                         }
@@ -161,6 +165,10 @@ where
                 }
             }
         }
+    }
+    drop(joined);
+    if let Some(user) = signed_in {
+        cluster.session_ended(&user);
     }
     let _ = sink.send(Message::Close(None)).await;
     let _ = sink.close().await;
