@@ -151,14 +151,31 @@ fn conditional(
 ) -> Reply {
     let etag = format!("\"{:016x}\"", fnv1a(&body));
     let modified = crate::resources::http_date(cluster.started);
+    // If-None-Match uses the weak comparison (RFC 9110 13.1.2): a proxy
+    // that compresses the body may have made the tag weak. Without it,
+    // If-Modified-Since is a date at or after the last modification.
     let matches = match headers.get(header::IF_NONE_MATCH) {
         Some(v) => v
             .to_str()
-            .map(|s| s.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+            .map(|s| {
+                s.split(',').any(|t| {
+                    let t = t.trim();
+                    t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+                })
+            })
             .unwrap_or(false),
-        None => headers
-            .get(header::IF_MODIFIED_SINCE)
-            .is_some_and(|v| v.as_bytes() == modified.as_bytes()),
+        None => {
+            let since = headers
+                .get(header::IF_MODIFIED_SINCE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::resources::parse_http_date);
+            let modified_secs = cluster
+                .started
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            since.is_some_and(|s| s >= modified_secs)
+        }
     };
     let mut r = if matches {
         empty(StatusCode::NOT_MODIFIED)
@@ -241,5 +258,23 @@ mod tests {
         h.insert(header::IF_MODIFIED_SINCE, lm);
         let again = handle("/desktop/css/desktop.css", None, &h, &names(true), &cluster);
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        // a weakened tag still matches; a later date too; an earlier one does not
+        let css = |h: &HeaderMap| {
+            handle("/desktop/css/desktop.css", None, h, &names(true), &cluster).status()
+        };
+        let etag = first.headers().get(header::ETAG).expect("etag");
+        let weak = format!("W/{}", etag.to_str().expect("etag"));
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, weak.parse().expect("header"));
+        assert_eq!(css(&h), StatusCode::NOT_MODIFIED);
+        h.insert(header::IF_NONE_MATCH, "\"other\"".parse().expect("header"));
+        assert_eq!(css(&h), StatusCode::OK);
+        let mut h = HeaderMap::new();
+        let later = "Fri, 01 Jan 2100 00:00:00 GMT";
+        h.insert(header::IF_MODIFIED_SINCE, later.parse().expect("header"));
+        assert_eq!(css(&h), StatusCode::NOT_MODIFIED);
+        let earlier = "Thu, 01 Jan 2015 00:00:00 GMT";
+        h.insert(header::IF_MODIFIED_SINCE, earlier.parse().expect("header"));
+        assert_eq!(css(&h), StatusCode::OK);
     }
 }

@@ -107,13 +107,17 @@ impl Cluster {
         req: StateRequest,
         extension: Option<&str>,
     ) -> Result<User, StateError> {
-        let user = self.dir().change_state(id, req, extension)?;
+        // publish under the directory lock: two changes at once (a double
+        // click) are notified in the order they were applied
+        let mut dir = self.dir();
+        let user = dir.change_state(id, req, extension)?;
         let node = format!("/finesse/api/User/{}", user.id);
         let request_id = self.next_id();
         let update = resources::update(&node, &resources::user(&user), &request_id);
         let frame =
             xmpp::session::pubsub_event(&self.xmpp_domain, &user.id, &node, &request_id, &update);
         let delivered = self.hub.send(&user.id, frame.into());
+        drop(dir);
         tracing::debug!(user = %user.id, state = user.state.as_str(), delivered, "state change published");
         Ok(user)
     }
@@ -131,10 +135,10 @@ impl Cluster {
     /// agent is signed out after the presence grace, unless a session has
     /// come back by then.
     pub fn session_ended(self: &Arc<Cluster>, user: &str) {
-        if self.hub.sessions_of(user) > 0 {
+        let (open, mark) = self.hub.presence(user);
+        if open > 0 {
             return;
         }
-        let mark = self.hub.latest_join(user);
         let cluster = self.clone();
         let user = user.to_string();
         tokio::spawn(async move {
@@ -146,7 +150,7 @@ impl Cluster {
     /// Signs `user` out if it has had no session since join `mark`; true if
     /// it did.
     pub fn sign_out_if_absent(&self, user: &str, mark: u64) -> bool {
-        let absent = self.hub.sessions_of(user) == 0 && self.hub.latest_join(user) == mark;
+        let absent = self.hub.presence(user) == (0, mark);
         let signed_in = self
             .user(user)
             .is_some_and(|u| u.state != AgentState::Logout);

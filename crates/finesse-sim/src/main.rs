@@ -34,9 +34,10 @@ struct Args {
     /// Private key of --cert (PEM).
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
-    /// Where the generated CA certificate goes.
-    #[arg(long, default_value = "finesse-sim-ca.pem")]
-    ca_out: PathBuf,
+    /// Where the generated CA certificate goes (default: a new file in the
+    /// system's temporary directory, printed at start).
+    #[arg(long)]
+    ca_out: Option<PathBuf>,
     /// Require client certificates signed by this CA (upstream mutual TLS).
     #[arg(long)]
     client_ca: Option<PathBuf>,
@@ -74,9 +75,12 @@ async fn run(a: Args) -> Result<(), String> {
             let leaf = ca
                 .server(&[name.host.as_str(), "127.0.0.1"])
                 .map_err(|e| e.to_string())?;
-            std::fs::write(&a.ca_out, ca.cert_pem())
-                .map_err(|e| format!("cannot write {}: {e}", a.ca_out.display()))?;
-            println!("CA certificate written to {}", a.ca_out.display());
+            let out = a.ca_out.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("finesse-sim-ca-{}.pem", std::process::id()))
+            });
+            std::fs::write(&out, ca.cert_pem())
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!("CA certificate written to {}", out.display());
             (leaf.cert_pem, leaf.key_pem)
         }
     };
@@ -111,7 +115,12 @@ async fn run(a: Args) -> Result<(), String> {
         node.addr,
         1000 + a.agents
     );
-    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| e.to_string())?,
+        _ = term.recv() => {}
+    }
     node.stop();
     Ok(())
 }

@@ -194,6 +194,13 @@ impl Awareness {
             .unwrap_or(false)
     }
 
+    /// Is `host` (a proxied request's Host) this node's external name?
+    pub fn is_own_external(&self, host: &HostPort) -> bool {
+        self.map()
+            .external(&self.this)
+            .is_some_and(|e| e.host.eq_ignore_ascii_case(&host.host) && e.port == host.port)
+    }
+
     /// The names a request from `peer_ip` sees. A proxied request whose
     /// node is missing from the map sees the internal name, as Finesse
     /// would show it (and the operator sees a warning).

@@ -159,12 +159,13 @@ pub fn iso_now() -> String {
     format!("{:04}-{:02}-{:02}T{}Z", u.year, u.month, u.day, u.clock())
 }
 
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// An HTTP date (`Tue, 01 Dec 2026 08:00:00 GMT`), for Last-Modified.
 pub fn http_date(t: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let u = Utc::of(t);
     let month = MONTHS[(u.month as usize).saturating_sub(1) % 12];
     format!(
@@ -174,6 +175,44 @@ pub fn http_date(t: SystemTime) -> String {
         u.year,
         u.clock()
     )
+}
+
+/// Seconds since the epoch of an IMF-fixdate (`Tue, 01 Dec 2026 08:00:00
+/// GMT`), the only form HTTP senders may generate; `None` for anything else.
+pub fn parse_http_date(s: &str) -> Option<u64> {
+    let (_weekday, rest) = s.trim().split_once(", ")?;
+    let f: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, clock, "GMT"] = f[..] else {
+        return None;
+    };
+    let day: u32 = day.parse().ok()?;
+    let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
+    let year: i64 = year.parse().ok()?;
+    let t: Vec<u64> = clock
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = t[..] else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// A civil date to days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
@@ -202,6 +241,20 @@ mod tests {
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
         let t = UNIX_EPOCH + std::time::Duration::from_secs(20_788 * 86_400 + 8 * 3600);
         assert_eq!(http_date(t), "Tue, 01 Dec 2026 08:00:00 GMT");
+        assert_eq!(
+            parse_http_date("Tue, 01 Dec 2026 08:00:00 GMT"),
+            Some(20_788 * 86_400 + 8 * 3600)
+        );
+        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        for bad in [
+            "",
+            "yesterday",
+            "Tue, 01 Dec 2026 08:00:00 UTC",
+            "Tue, 32 Dec 2026 08:00:00 GMT",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -30,8 +30,13 @@ pub struct Call<'a> {
 pub fn handle(c: &Call<'_>, cluster: &Cluster) -> Reply {
     let mut parts = c.path.splitn(2, '/');
     let object = parts.next().unwrap_or("");
-    let id = parts.next().filter(|s| !s.is_empty() && !s.contains('/'));
-    cluster.count(&format!("{} /finesse/api/{object}", c.method));
+    let rest = parts.next();
+    // `User/1001/Dialogs` and other sub-resources are not simulated: 404
+    if rest.is_some_and(|r| r.is_empty() || r.contains('/')) {
+        return error(StatusCode::NOT_FOUND, "Not Found", "no such API", c.path);
+    }
+    let id = rest;
+    cluster.count(&label(c.method, object));
     match (c.method, object, id) {
         (&Method::GET, "UserAuthMode", Some(id)) => user_auth_mode(cluster, id),
         (&Method::GET, "SystemInfo", None) => system_info(c, cluster),
@@ -48,6 +53,20 @@ pub fn handle(c: &Call<'_>, cluster: &Cluster) -> Reply {
         ),
         _ => error(StatusCode::NOT_FOUND, "Not Found", "no such API", object),
     }
+}
+
+/// The counter a call is counted under: known objects and methods only, so
+/// that made-up paths cannot grow the counters.
+fn label(method: &Method, object: &str) -> String {
+    let object = match object {
+        "User" | "Users" | "SystemInfo" | "UserAuthMode" => object,
+        _ => "other",
+    };
+    let method = match *method {
+        Method::GET | Method::PUT | Method::POST | Method::DELETE | Method::HEAD => method.as_str(),
+        _ => "OTHER",
+    };
+    format!("{method} /finesse/api/{object}")
 }
 
 fn error(status: StatusCode, kind: &str, message: &str, data: &str) -> Reply {

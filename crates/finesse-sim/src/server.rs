@@ -107,6 +107,7 @@ impl Node {
         let ctx = Arc::new(Ctx {
             cluster,
             awareness: awareness.clone(),
+            stop: stop_rx.clone(),
         });
         tokio::spawn(accept_loop(tcp, tls, ctx, stop_rx));
         tracing::info!(%addr, name = %cfg.name, "Finesse node listening");
@@ -165,13 +166,15 @@ fn tls_config(cfg: &NodeConfig) -> Result<rustls::ServerConfig, String> {
 }
 
 /// Resolves when `rx` turns true (or its sender is gone).
-async fn stopped(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
 struct Ctx {
     cluster: Arc<Cluster>,
     awareness: Arc<Awareness>,
+    /// Turns true when the node stops: WebSocket sessions end with it.
+    stop: watch::Receiver<bool>,
 }
 
 async fn accept_loop(
@@ -237,7 +240,7 @@ async fn dispatch(req: Request<Incoming>, peer: SocketAddr, ctx: &Ctx) -> Reply 
     let path = req.uri().path().to_string();
     tracing::debug!(%peer, method = %req.method(), %path, proxied = names.proxied, "request");
     if path == "/ws/" || path == "/ws" {
-        return crate::xmpp::accept(req, ctx.cluster.clone());
+        return crate::xmpp::accept(req, ctx.cluster.clone(), ctx.stop.clone());
     }
     if let Some(api) = path.strip_prefix("/finesse/api/") {
         let api = api.to_string();
@@ -269,8 +272,9 @@ async fn dispatch(req: Request<Incoming>, peer: SocketAddr, ctx: &Ctx) -> Reply 
     )
 }
 
-/// Finesse answers 400 to a proxied request whose Host is not an external
-/// name the proxy map knows (the proxy must pass the name the client used).
+/// Finesse answers 400 to a proxied request whose Host is not this node's
+/// external name in the proxy map (the proxy must pass the name the client
+/// used, and must have sent it to the right node).
 fn refuse_proxied_host(req: &Request<Incoming>, aw: &Awareness) -> Option<Reply> {
     let host = req
         .headers()
@@ -279,7 +283,7 @@ fn refuse_proxied_host(req: &Request<Incoming>, aw: &Awareness) -> Option<Reply>
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .and_then(HostPort::parse);
     match host {
-        Some(h) if aw.map().is_external(&h) => None,
+        Some(h) if aw.is_own_external(&h) => None,
         _ => Some(xml_response(
             StatusCode::BAD_REQUEST,
             crate::resources::api_error(

@@ -1,7 +1,8 @@
-//! The `finesse-sim` binary on its own: HTTPS with its own certificate, the
-//! desktop page, the WebSocket handshake rules, an XMPP session that gets a
-//! pubsub event when the REST API changes the agent's state, and sign-out
-//! when the agent's last notification session goes away.
+//! The simulator on its own. The `finesse-sim` binary: HTTPS with its own
+//! certificate, the desktop page, the WebSocket handshake rules, an XMPP
+//! session that gets a pubsub event when the REST API changes the agent's
+//! state, and sign-out when the agent's last notification session goes
+//! away. An in-process node: stopping it ends its WebSocket sessions.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -19,19 +20,67 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 struct Sim {
-    child: tokio::process::Child,
+    child: Option<tokio::process::Child>,
+    node: Option<finesse_sim::Node>,
     addr: SocketAddr,
     tls: tokio_rustls::TlsConnector,
     _dir: tempfile::TempDir,
 }
 
+fn connector(ca_pem: &[u8]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(c.expect("pem")).expect("root");
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
 impl Sim {
-    async fn start() -> Sim {
+    /// A node in this process, from the library.
+    async fn in_process() -> Sim {
+        let ca = deskgate_devcerts::Ca::new("test CA").expect("ca");
+        let leaf = ca.server(&["finesse-a.lan"]).expect("leaf");
+        let cfg = finesse_sim::NodeConfig {
+            name: finesse_sim::HostPort::new("finesse-a.lan", 8445),
+            peer: None,
+            primary: true,
+            cert_pem: leaf.cert_pem,
+            key_pem: leaf.key_pem,
+            client_ca_pem: None,
+            allowed_proxies: Vec::new(),
+            proxymap_url: None,
+            proxymap_every: Duration::from_secs(60),
+        };
+        let node = finesse_sim::Node::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            cfg,
+            finesse_sim::Cluster::demo(3),
+        )
+        .await
+        .expect("node");
+        Sim {
+            child: None,
+            addr: node.addr,
+            node: Some(node),
+            tls: connector(ca.cert_pem().as_bytes()),
+            _dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// The binary, as a person starts it.
+    async fn binary() -> Sim {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = dir.path().join("ca.pem");
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_finesse-sim"))
             .args(["--listen", "127.0.0.1:0", "--name", "finesse-a.lan:8445"])
-            .args(["--presence-grace", "1", "--agents", "3"])
+            .args(["--presence-grace", "3", "--agents", "3"])
             .arg("--ca-out")
             .arg(&ca)
             .stdout(std::process::Stdio::piped())
@@ -54,21 +103,11 @@ impl Sim {
         .expect("the simulator printed its address");
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let pem = std::fs::read(&ca).expect("CA written");
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(&pem) {
-            roots.add(c.expect("pem")).expect("root");
-        }
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         Sim {
-            child,
+            child: Some(child),
+            node: None,
             addr,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
+            tls: connector(&pem),
             _dir: dir,
         }
     }
@@ -171,7 +210,7 @@ async fn sign_in(ws: &mut Ws) {
 
 #[tokio::test]
 async fn the_binary_serves_the_desktop_and_notifications_with_its_own_certificate() {
-    let sim = Sim::start().await;
+    let sim = Sim::binary().await;
     let (status, page) = sim.request("GET", "/desktop/", "").await;
     assert_eq!(status, 200);
     assert!(page.contains("https://finesse-a.lan:8445/desktop/js/desktop.js"));
@@ -204,7 +243,7 @@ async fn the_binary_serves_the_desktop_and_notifications_with_its_own_certificat
         "{event}"
     );
 
-    // the last session goes: signed out after the grace (1 s here)
+    // the last session goes: signed out after the grace (3 s here), not at once
     send(
         &mut ws,
         r#"<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>"#,
@@ -212,6 +251,11 @@ async fn the_binary_serves_the_desktop_and_notifications_with_its_own_certificat
     .await;
     assert!(next_text(&mut ws).await.starts_with("<close"));
     drop(ws);
+    assert_eq!(
+        sim.state().await,
+        "NOT_READY",
+        "signed out before the grace"
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while sim.state().await != "LOGOUT" {
         assert!(
@@ -220,7 +264,19 @@ async fn the_binary_serves_the_desktop_and_notifications_with_its_own_certificat
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut child = sim.child;
-    let _ = child.start_kill();
-    let _ = child.wait().await;
+    if let Some(mut child) = sim.child {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}
+
+#[tokio::test]
+async fn stopping_a_node_ends_its_notification_sessions_with_system_shutdown() {
+    let sim = Sim::in_process().await;
+    let mut ws = websocket(&sim, Some("xmpp")).await.expect("upgrade");
+    sign_in(&mut ws).await;
+    sim.node.as_ref().expect("node").stop();
+    let error = next_text(&mut ws).await;
+    assert!(error.contains("system-shutdown"), "{error}");
+    assert!(next_text(&mut ws).await.starts_with("<close"));
 }

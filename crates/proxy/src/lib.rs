@@ -56,6 +56,22 @@ pub async fn start_with(
     side: Side,
     mut prebound: Vec<std::net::TcpListener>,
 ) -> Result<Running, String> {
+    // a socket that matches no listener would leave that listener binding
+    // its own address, and failing there with "address in use"
+    let binds: Vec<SocketAddr> = deployment
+        .listeners_of(side)
+        .map(|l| l.bind)
+        .chain(deployment.internal_of(side).map(|i| i.bind))
+        .collect();
+    for l in &prebound {
+        let addr = l.local_addr().map_err(|e| e.to_string())?;
+        if !binds.contains(&addr) {
+            return Err(format!(
+                "a socket on {addr} was handed over, but no listener of side {} binds it",
+                side.as_str()
+            ));
+        }
+    }
     let mut bind = |addr: SocketAddr| {
         let found = prebound
             .iter()

@@ -90,9 +90,14 @@ impl Hub {
     /// The latest join of `user` (0 if never): a sign-out timer started when
     /// a session ended holds its value and is void if it has changed.
     pub fn latest_join(&self, user: &str) -> u64 {
+        self.presence(user).1
+    }
+
+    /// Open sessions and the latest join of `user`, read together.
+    pub fn presence(&self, user: &str) -> (usize, u64) {
         lock(&self.sessions)
             .get(&user.to_ascii_lowercase())
-            .map_or(0, |u| u.latest_join)
+            .map_or((0, 0), |u| (u.open.len(), u.latest_join))
     }
 }
 

@@ -7,12 +7,14 @@ pub mod hub;
 pub mod session;
 
 use crate::Cluster;
+use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderMap, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use session::{Effect, Session};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -23,45 +25,111 @@ const MAX_FRAME: usize = 64 * 1024;
 /// A session with no frame at all for this long is closed (the desktop
 /// pings every 10 s).
 const IDLE: Duration = Duration::from_secs(120);
+/// How long a closing session waits for the client's Close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-/// Why an upgrade request was refused (400 with this text).
-pub fn check_upgrade(headers: &HeaderMap) -> Result<String, &'static str> {
-    let has = |name: header::HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-                .unwrap_or(false)
-        })
+/// Why an upgrade request was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub why: &'static str,
+}
+
+fn refuse(status: StatusCode, why: &'static str) -> Refusal {
+    Refusal { status, why }
+}
+
+/// Checks an upgrade request (RFC 6455 4.2.1, RFC 7395 3.1) and returns the
+/// `Sec-WebSocket-Accept` value. Offered `auth.*` protocols are refused: a
+/// proxy must remove its credential-carrying subprotocols before
+/// forwarding, and the simulator counts each one that arrives under
+/// `leaked-credentials`.
+pub fn check_upgrade(method: &http::Method, headers: &HeaderMap) -> Result<String, Refusal> {
+    let tokens = |name: header::HeaderName| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|s| s.split(','))
+            .map(|t| t.trim().to_string())
+            .collect::<Vec<_>>()
     };
+    let has = |name: header::HeaderName, token: &str| {
+        tokens(name).iter().any(|t| t.eq_ignore_ascii_case(token))
+    };
+    if method != http::Method::GET {
+        return Err(refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "a WebSocket upgrade is a GET",
+        ));
+    }
     if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
-        return Err("a WebSocket upgrade is required");
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "a WebSocket upgrade is required",
+        ));
     }
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .map(|v| v.as_bytes())
         != Some(b"13")
     {
-        return Err("Sec-WebSocket-Version must be 13");
+        return Err(refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "Sec-WebSocket-Version must be 13",
+        ));
     }
-    if !has(header::SEC_WEBSOCKET_PROTOCOL, "xmpp") {
-        return Err("the xmpp subprotocol must be offered");
+    let protocols = tokens(header::SEC_WEBSOCKET_PROTOCOL);
+    if protocols.iter().any(|p| p.starts_with("auth.")) {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "a credential subprotocol reached the upstream",
+        ));
     }
-    let key = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or("Sec-WebSocket-Key is missing")?;
+    if !protocols.iter().any(|p| p == "xmpp") {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "the xmpp subprotocol must be offered",
+        ));
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or(refuse(
+        StatusCode::BAD_REQUEST,
+        "Sec-WebSocket-Key is missing",
+    ))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(key.as_bytes());
+    if decoded.map(|k| k.len()) != Ok(16) {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Key must be 16 bytes in base64",
+        ));
+    }
     Ok(derive_accept_key(key.as_bytes()))
 }
 
-/// Answers an upgrade on `/ws/` and runs the session once it is upgraded.
-pub fn accept<B>(req: http::Request<hyper::body::Incoming>, cluster: Arc<Cluster>) -> Response<B>
+/// Answers an upgrade on `/ws/` and runs the session once it is upgraded,
+/// until the client leaves or `stop` turns true.
+pub fn accept<B>(
+    req: http::Request<hyper::body::Incoming>,
+    cluster: Arc<Cluster>,
+    stop: watch::Receiver<bool>,
+) -> Response<B>
 where
     B: Default + From<String>,
 {
-    let accept_key = match check_upgrade(req.headers()) {
+    let accept_key = match check_upgrade(req.method(), req.headers()) {
         Ok(k) => k,
-        Err(why) => {
-            let mut r = Response::new(B::from(why.to_string()));
-            *r.status_mut() = StatusCode::BAD_REQUEST;
+        Err(refusal) => {
+            if refusal.why.contains("credential") {
+                cluster.count("leaked-credentials");
+            }
+            let mut r = Response::new(B::from(refusal.why.to_string()));
+            *r.status_mut() = refusal.status;
+            if refusal.status == StatusCode::UPGRADE_REQUIRED {
+                r.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    header::HeaderValue::from_static("13"),
+                );
+            }
             return r;
         }
     };
@@ -79,7 +147,7 @@ where
                     Some(cfg),
                 )
                 .await;
-                run(ws, cluster).await;
+                run(ws, cluster, stop).await;
             }
             Err(e) => tracing::debug!("WebSocket upgrade failed: {e}"),
         }
@@ -105,7 +173,17 @@ where
     r
 }
 
-async fn run<S>(ws: WebSocketStream<S>, cluster: Arc<Cluster>)
+/// Why a session ends on the server's side.
+enum Ending {
+    /// The client left, broke the socket, or closed the stream.
+    Client,
+    /// No frame from the client within IDLE.
+    Idle,
+    /// The node is stopping.
+    Shutdown,
+}
+
+async fn run<S>(ws: WebSocketStream<S>, cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -113,8 +191,10 @@ where
     let stream_id = cluster.next_id();
     let mut session = Session::new(&cluster.xmpp_domain, &stream_id);
     let mut joined: Option<(hub::Registration, tokio::sync::mpsc::Receiver<Arc<str>>)> = None;
-    let mut signed_in: Option<String> = None;
-    loop {
+    let mut bound_user: Option<String> = None;
+    // only frames from the client count as activity, not events sent to it
+    let mut idle_at = tokio::time::Instant::now() + IDLE;
+    let ending = loop {
         let event = async {
             match &mut joined {
                 Some((_, rx)) => rx.recv().await,
@@ -122,19 +202,19 @@ where
             }
         };
         tokio::select! {
-            incoming = tokio::time::timeout(IDLE, stream.next()) => {
+            incoming = stream.next() => {
+                idle_at = tokio::time::Instant::now() + IDLE;
                 let text = match incoming {
-                    Ok(Some(Ok(Message::Text(t)))) => t,
-                    Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)))) => continue,
-                    // binary frames are not XMPP (RFC 7395 3.2); idle, closed or broken: stop
-                    _ => break,
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                    // binary frames are not XMPP (RFC 7395 3.2); closed or broken: stop
+                    _ => break Ending::Client,
                 };
                 let effects = match crate::xml::parse(&text) {
                     Ok(el) => session.on_frame(&el, &|u, p| cluster.check_password(u, p)),
                     Err(e) => {
                         tracing::debug!("XMPP frame is not XML: {e}");
-                        let _ = sink.send(Message::Text(session::close_frame())).await;
-                        break;
+                        session::stream_error_frames("not-well-formed")
                     }
                 };
                 let mut close = false;
@@ -145,9 +225,9 @@ where
                                 close = true;
                             }
                         }
-                        Effect::SignedIn(user) => {
+                        Effect::Bound(user) => {
                             joined = Some(cluster.hub.join(&user));
-                            signed_in = Some(user);
+                            bound_user = Some(user);
                         }
                         Effect::Deliver { to, frame } => {
                             cluster.hub.send(&to, frame.into());
@@ -156,20 +236,114 @@ where
                     }
                 }
                 if close {
-                    break;
+                    break Ending::Client;
                 }
             }
             Some(frame) = event => {
                 if sink.send(Message::Text(frame.to_string())).await.is_err() {
-                    break;
+                    break Ending::Client;
                 }
+            }
+            _ = tokio::time::sleep_until(idle_at) => break Ending::Idle,
+            _ = crate::server::stopped(&mut stop) => break Ending::Shutdown,
+        }
+    };
+    let condition = match ending {
+        Ending::Client => None,
+        Ending::Idle => Some("connection-timeout"),
+        Ending::Shutdown => Some("system-shutdown"),
+    };
+    if let Some(c) = condition {
+        for e in session::stream_error_frames(c) {
+            if let Effect::Send(f) = e {
+                let _ = sink.send(Message::Text(f)).await;
             }
         }
     }
     drop(joined);
-    if let Some(user) = signed_in {
+    if let Some(user) = bound_user {
         cluster.session_ended(&user);
     }
+        // the closing handshake: send Close, then read (and drop) what the
+    // client still sends until its Close, so the socket is not closed with
+    // unread data (which would reset the connection and lose our last
+    // frames at the client)
     let _ = sink.send(Message::Close(None)).await;
+    let drain = async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
     let _ = sink.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                header::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
+        }
+        h
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("upgrade", "websocket"),
+        ("connection", "keep-alive, Upgrade"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("sec-websocket-protocol", "xmpp"),
+    ];
+
+    fn with(change: (&'static str, &'static str)) -> HeaderMap {
+        let pairs: Vec<(&str, &str)> = GOOD
+            .iter()
+            .map(|&(k, v)| if k == change.0 { change } else { (k, v) })
+            .collect();
+        headers(&pairs)
+    }
+
+    #[test]
+    fn a_good_upgrade_gets_the_rfc_6455_accept_key() {
+        let key = check_upgrade(&Method::GET, &headers(GOOD)).expect("accepted");
+        assert_eq!(key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn bad_upgrades_are_refused_with_the_right_status() {
+        let status = |m: &Method, h: &HeaderMap| check_upgrade(m, h).err().map(|r| r.status);
+        assert_eq!(
+            status(&Method::POST, &headers(GOOD)),
+            Some(StatusCode::METHOD_NOT_ALLOWED)
+        );
+        let v8 = with(("sec-websocket-version", "8"));
+        assert_eq!(
+            status(&Method::GET, &v8),
+            Some(StatusCode::UPGRADE_REQUIRED)
+        );
+        for h in [
+            with(("upgrade", "h2c")),
+            with(("sec-websocket-key", "c2hvcnQ=")),
+            with(("sec-websocket-protocol", "chat")),
+        ] {
+            assert_eq!(
+                status(&Method::GET, &h),
+                Some(StatusCode::BAD_REQUEST),
+                "{h:?}"
+            );
+        }
+        // credentials a proxy should have removed
+        let leaked = with(("sec-websocket-protocol", "xmpp, auth.basic.MTAwMTpwdw"));
+        let r = check_upgrade(&Method::GET, &leaked).expect_err("refused");
+        assert!(r.why.contains("credential"));
+    }
 }

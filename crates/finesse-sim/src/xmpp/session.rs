@@ -31,8 +31,8 @@ enum Phase {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Effect {
     Send(String),
-    /// The user signed in: join the notification hub as this user.
-    SignedIn(String),
+    /// The session is bound: join the notification hub as this user.
+    Bound(String),
     /// Hand `frame` to every session of user `to`.
     Deliver {
         to: String,
@@ -126,27 +126,25 @@ impl Session {
         if el.attr("mechanism") != Some("PLAIN") {
             return vec![Effect::Send(sasl_failure("invalid-mechanism"))];
         }
-        match plain_credentials(el.text.trim()) {
-            Some((user, password)) if check(&user, &password) => {
+        let condition = match plain_credentials(el.text.trim()) {
+            Some((authz, user, _)) if !authz.is_empty() && authz != user => "invalid-authzid",
+            Some((_, user, password)) if check(&user, &password) => {
                 self.phase = Phase::Open;
-                self.user = Some(user.clone());
-                vec![
-                    Effect::Send(format!(r#"<success xmlns="{NS_SASL}"/>"#)),
-                    Effect::SignedIn(user),
-                ]
+                self.user = Some(user);
+                return vec![Effect::Send(format!(r#"<success xmlns="{NS_SASL}"/>"#))];
             }
-            Some(_) => {
-                self.auth_failures += 1;
-                let mut out = vec![Effect::Send(sasl_failure("not-authorized"))];
-                if self.auth_failures >= MAX_AUTH_FAILURES {
-                    self.phase = Phase::Closed;
-                    out.push(Effect::Send(close_frame()));
-                    out.push(Effect::Close);
-                }
-                out
-            }
-            None => vec![Effect::Send(sasl_failure("malformed-request"))],
+            Some(_) => "not-authorized",
+            None => "malformed-request",
+        };
+        // every refused attempt counts, malformed ones too
+        self.auth_failures += 1;
+        let mut out = vec![Effect::Send(sasl_failure(condition))];
+        if self.auth_failures >= MAX_AUTH_FAILURES {
+            self.phase = Phase::Closed;
+            out.push(Effect::Send(close_frame()));
+            out.push(Effect::Close);
         }
+        out
     }
 
     fn on_bind(&mut self, el: &Element) -> Vec<Effect> {
@@ -170,7 +168,11 @@ impl Session {
         );
         self.jid = Some(jid);
         self.phase = Phase::Ready;
-        vec![Effect::Send(answer)]
+        // events flow only once the client has its JID
+        vec![
+            Effect::Send(answer),
+            Effect::Bound(self.user.clone().unwrap_or_default()),
+        ]
     }
 
     fn on_stanza(&mut self, el: &Element) -> Vec<Effect> {
@@ -227,14 +229,19 @@ impl Session {
 
     fn stream_error(&mut self, condition: &str) -> Vec<Effect> {
         self.phase = Phase::Closed;
-        vec![
-            Effect::Send(format!(
-                r#"<stream:error xmlns:stream="{NS_STREAMS}"><{condition} xmlns="urn:ietf:params:xml:ns:xmpp-streams"/></stream:error>"#
-            )),
-            Effect::Send(close_frame()),
-            Effect::Close,
-        ]
+        stream_error_frames(condition)
     }
+}
+
+/// A stream error, the close frame, and the end of the session.
+pub fn stream_error_frames(condition: &str) -> Vec<Effect> {
+    vec![
+        Effect::Send(format!(
+            r#"<stream:error xmlns:stream="{NS_STREAMS}"><{condition} xmlns="urn:ietf:params:xml:ns:xmpp-streams"/></stream:error>"#
+        )),
+        Effect::Send(close_frame()),
+        Effect::Close,
+    ]
 }
 
 pub fn close_frame() -> String {
@@ -245,16 +252,16 @@ fn sasl_failure(condition: &str) -> String {
     format!(r#"<failure xmlns="{NS_SASL}"><{condition}/></failure>"#)
 }
 
-/// `[authzid] NUL authcid NUL password`, base64.
-fn plain_credentials(b64: &str) -> Option<(String, String)> {
+/// `[authzid] NUL authcid NUL password`, base64: (authzid, user, password).
+fn plain_credentials(b64: &str) -> Option<(String, String, String)> {
     let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let mut parts = text.split('\0');
-    let (_authz, user, password) = (parts.next()?, parts.next()?, parts.next()?);
+    let (authz, user, password) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || user.is_empty() {
         return None;
     }
-    Some((user.to_string(), password.to_string()))
+    Some((authz.to_string(), user.to_string(), password.to_string()))
 }
 
 /// A pubsub event frame for `user`, carrying `update` (an `<Update>`
@@ -301,7 +308,7 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode("\x001001\x00pw")
         );
         let e = s.on_frame(&frame(&auth), &ok);
-        assert!(e.contains(&Effect::SignedIn("1001".into())), "{e:?}");
+        assert!(sent(&e)[0].starts_with("<success"), "{e:?}");
         let e = s.on_frame(&frame(OPEN), &ok);
         assert!(sent(&e)[1].contains(NS_BIND));
         let e = s.on_frame(
@@ -309,7 +316,25 @@ mod tests {
             &ok,
         );
         assert!(sent(&e)[0].contains("<jid>1001@cc.test/desk</jid>"));
+        assert!(e.contains(&Effect::Bound("1001".into())), "{e:?}");
         s
+    }
+
+    #[test]
+    fn an_authzid_other_than_the_user_and_malformed_auth_are_refused_and_counted() {
+        let mut s = Session::new("cc.test", "s1");
+        s.on_frame(&frame(OPEN), &ok);
+        let other = format!(
+            r#"<auth xmlns="{NS_SASL}" mechanism="PLAIN">{}</auth>"#,
+            base64::engine::general_purpose::STANDARD.encode("admin\x001001\x00pw")
+        );
+        let e = s.on_frame(&frame(&other), &ok);
+        assert!(sent(&e)[0].contains("invalid-authzid"), "{e:?}");
+        let garbage = format!(r#"<auth xmlns="{NS_SASL}" mechanism="PLAIN">!!!</auth>"#);
+        let e = s.on_frame(&frame(&garbage), &ok);
+        assert!(sent(&e)[0].contains("malformed-request"));
+        let e = s.on_frame(&frame(&garbage), &ok);
+        assert_eq!(e.last(), Some(&Effect::Close), "the third refusal closes");
     }
 
     #[test]
