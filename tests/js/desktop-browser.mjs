@@ -3,7 +3,8 @@
 // for the state to come back as a notification over the XMPP WebSocket.
 // Then it opens side B's page (an IP literal, no SNI). It records every
 // response and WebSocket frame the browser sees and fails if one names an
-// internal host. Prints one JSON line; exits 0 only when all went well.
+// internal host, and lists every 401 it got (only the wrong password may
+// get one). Prints one JSON line; exits 0 only when all went well.
 //
 // env: DG_URL_A, DG_URL_B (desktop URLs), DG_PIN (base64 SHA-256 of the
 // certificate's SubjectPublicKeyInfo), DG_USER, DG_PASSWORD, DG_FORBIDDEN
@@ -22,7 +23,7 @@ const executablePath =
   process.env.DG_CHROMIUM || execSync("command -v chromium", { shell: "/bin/sh" }).toString().trim();
 const user = env("DG_USER");
 const password = env("DG_PASSWORD");
-const result = { ok: false, steps: [], leaks: [], responses: 0, frames: 0 };
+const result = { ok: false, steps: [], leaks: [], unauthorized: [], responses: 0, frames: 0 };
 const pending = [];
 
 function scan(where, text) {
@@ -54,10 +55,12 @@ async function finish(error) {
 }
 
 try {
-  // httpCredentials answers a Basic challenge, should a stage ever send one
-  const context = await browser.newContext({ httpCredentials: { username: user, password } });
+    // no httpCredentials: a resource that wrongly needs a Basic challenge
+  // must show up as a 401 here, not be answered behind the test's back
+  const context = await browser.newContext();
   context.on("response", (resp) => {
     result.responses += 1;
+    if (resp.status() === 401) result.unauthorized.push(new URL(resp.url()).pathname);
     pending.push(
       (async () => {
         const headers = JSON.stringify(await resp.allHeaders());

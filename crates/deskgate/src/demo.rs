@@ -83,10 +83,9 @@ pub struct Demo {
 }
 
 impl Demo {
+    /// Drains both sides first (requests in flight still reach their
+    /// node), then stops the nodes.
     pub async fn stop(self) {
-        for n in &self.nodes {
-            n.stop();
-        }
         let drains: Vec<_> = self
             .sides
             .into_iter()
@@ -94,6 +93,9 @@ impl Demo {
             .collect();
         for d in drains {
             let _ = d.await;
+        }
+        for n in &self.nodes {
+            n.stop();
         }
     }
 }
@@ -124,6 +126,15 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<String, String> {
 }
 
 pub async fn start(args: DemoArgs) -> Result<Demo, String> {
+    // the external names are localhost and 127.0.0.1: nothing else could
+    // reach these routes, and the demo stays on this machine
+    for (flag, a) in [("--listen", args.listen), ("--internal", args.internal)] {
+        if !a.ip().is_loopback() {
+            return Err(format!(
+                "{flag} {a}: the demo serves loopback only (its hosts are localhost and 127.0.0.1); use a 127.x.y.z address"
+            ));
+        }
+    }
     let dir = tempfile::Builder::new()
         .prefix("deskgate-demo-")
         .tempdir()
@@ -312,9 +323,14 @@ deskgate demo: a simulated Finesse pair behind deskgate, on loopback
   Proxy map:        {map_a}   (side B: {map_b})
   Sign in as:       agents 1001 to {last} (supervisor 2001, administrator admin), password {DEMO_PASSWORD}
 
-  Certificates are made for this run by a private CA, so a browser warns once.
+    Five wrong passwords in a row lock a user for 5 minutes, as Finesse does.
+
+  Certificates are made for each run by a private CA, so a browser warns for
+  each host, every run. Or trust the CA file, or start a fresh Chromium that
+  trusts exactly this run's key:
   CA certificate:   {ca}
   Chromium pin:     --ignore-certificate-errors-spki-list={pin}
+  Chromium:         chromium --user-data-dir=$(mktemp -d) --ignore-certificate-errors-spki-list={pin} {a}
   Try:              curl --cacert {ca} {a}
   Access log:       {log}
   Upstream nodes:   {nodes} (client certificate required)

@@ -169,6 +169,12 @@ async fn a_browser_signs_in_changes_state_and_gets_the_notification_through_the_
     let report_path = artifacts().join("desktop-demo.json");
     std::fs::write(&report_path, format!("{report:#}\n")).expect("write report");
     assert_eq!(report["leaks"], serde_json::json!([]), "{report}");
+    // the wrong password, and nothing else, was refused
+    assert_eq!(
+        report["unauthorized"],
+        serde_json::json!(["/finesse/api/User/1001"]),
+        "{report}"
+    );
     let notes = report["notifications"].to_string();
     assert!(
         notes.contains("/finesse/api/User/1001: state READY")
@@ -264,6 +270,35 @@ async fn the_demo_serves_its_proxy_map_and_desktop_and_stops_on_ctrl_c() {
             assert!(!r.everything().contains(n.as_str()), "{n} leaked");
         }
     }
+    // SystemInfo through side B: side A's node is the primary, both by
+    // their external names (node B maps its peer too)
+    let c = Client::trusting(&ca, SocketAddr::from(([127, 0, 0, 1], pb)), &hb);
+    let auth = deskgate_testkit::sim::basic("1001", finesse_sim::DEMO_PASSWORD);
+    let r = c
+        .send(
+            "GET",
+            &format!("{hb}:{pb}"),
+            "/finesse/api/SystemInfo",
+            Some(&auth),
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let info = finesse_sim::xml::parse(&r.text()).expect("SystemInfo");
+    let node = |tag: &str| {
+        let n = info.child(tag).unwrap_or_else(|| panic!("no {tag}"));
+        format!(
+            "{}:{}",
+            n.child_text("host").unwrap_or_default(),
+            n.child_text("httpsPort").unwrap_or_default()
+        )
+    };
+    assert_eq!(node("primaryNode"), format!("{ha}:{pa}"));
+    assert_eq!(node("secondaryNode"), format!("{hb}:{pb}"));
+    for n in &names {
+        assert!(!r.everything().contains(n.as_str()), "{n} leaked");
+    }
+
     let scratch = PathBuf::from(demo.word("Scratch dir"));
     assert!(scratch.exists());
     let status = demo.interrupt().await;

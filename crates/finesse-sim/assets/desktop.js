@@ -83,18 +83,21 @@
   function connectNotifications(user, password) {
     return new Promise((resolve) => {
       const domain = config.xmppDomain;
-      const open = () => ws.send('<open xmlns="' + FRAMING + '" to="' + esc(domain) + '" version="1.0"/>');
-      ws = new WebSocket('wss://' + config.host + '/ws/', ['xmpp']);
+            // this connection's own socket: callbacks of an older one never touch it
+      const sock = new WebSocket('wss://' + config.host + '/ws/', ['xmpp']);
+      const open = () => sock.send('<open xmlns="' + FRAMING + '" to="' + esc(domain) + '" version="1.0"/>');
+      ws = sock;
+      unanswered = 0;
       status('connecting', false);
-      ws.onopen = open;
-      ws.onmessage = (ev) => {
+      sock.onopen = open;
+      sock.onmessage = (ev) => {
         const el = parseXml(ev.data).documentElement;
         switch (el.localName) {
           case 'features':
             if (el.getElementsByTagNameNS(SASL, 'mechanisms').length) {
-              ws.send('<auth xmlns="' + SASL + '" mechanism="PLAIN">' + b64('\0' + user + '\0' + password) + '</auth>');
+              sock.send('<auth xmlns="' + SASL + '" mechanism="PLAIN">' + b64('\0' + user + '\0' + password) + '</auth>');
             } else if (el.getElementsByTagNameNS(BIND, 'bind').length) {
-              ws.send('<iq xmlns="jabber:client" type="set" id="bind1"><bind xmlns="' + BIND + '"><resource>desktop</resource></bind></iq>');
+              sock.send('<iq xmlns="jabber:client" type="set" id="bind1"><bind xmlns="' + BIND + '"><resource>desktop</resource></bind></iq>');
             }
             break;
           case 'success':
@@ -106,8 +109,9 @@
             break;
           case 'iq':
             if (el.getAttribute('id') === 'bind1' && el.getAttribute('type') === 'result') {
-              ws.send('<presence xmlns="jabber:client"><priority>1</priority></presence>');
+              sock.send('<presence xmlns="jabber:client"><priority>1</priority></presence>');
               status('connected', true);
+                            clearInterval(pingTimer);
               pingTimer = setInterval(ping, 10000);
               resolve(true);
             } else if ((el.getAttribute('id') || '').startsWith('ping') && el.getAttribute('type') === 'result') {
@@ -119,14 +123,16 @@
           case 'message':
             onEvent(el);
             break;
-          case 'close':
-            ws.close();
+                    case 'close':
+            sock.close();
             break;
         }
       };
-      ws.onclose = () => {
-        clearInterval(pingTimer);
-        status('disconnected', false);
+      sock.onclose = () => {
+        if (ws === sock) {
+          clearInterval(pingTimer);
+          status('disconnected', false);
+        }
         resolve(false);
       };
     });
@@ -162,7 +168,12 @@
       $('state').textContent = (user.getElementsByTagName('state')[0] || {}).textContent || '-';
       $('signin').hidden = true;
       $('agent').hidden = false;
-      await connectNotifications(userId, password);
+            // a desktop without notifications would never see its state: no LOGIN
+      if (!(await connectNotifications(userId, password))) {
+        showSignedOut();
+        $('signin-error').textContent = 'Sign-in failed: the notification service is unavailable';
+        return;
+      }
       await setState('LOGIN', extension);
     } catch (err) {
       $('signin-error').textContent = 'Sign-in failed: ' + err.message;

@@ -264,7 +264,7 @@ where
     if let Some(user) = bound_user {
         cluster.session_ended(&user);
     }
-        // the closing handshake: send Close, then read (and drop) what the
+    // the closing handshake: send Close, then read (and drop) what the
     // client still sends until its Close, so the socket is not closed with
     // unread data (which would reset the connection and lose our last
     // frames at the client)
