@@ -188,6 +188,26 @@ async fn a_browser_signs_in_changes_state_and_gets_the_notification_through_the_
             .is_some_and(|s| s.contains(&format!("127.0.0.1:{port_b}, through the proxy"))),
         "{report}"
     );
+    // nothing went wrong on the way: no warning or error from deskgate or
+    // the nodes (e.g. a node without a proxy-map entry, an upstream failure)
+    let log = std::fs::read_to_string(&demo.stderr).unwrap_or_default();
+    let bad: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "the demo logged problems:\n{}",
+        bad.join("\n")
+    );
+    // and deskgate logged the notification tunnel
+    let access = std::fs::read_to_string(demo.get("Access log")).unwrap_or_default();
+    assert!(
+        access
+            .lines()
+            .any(|l| l.contains("\"path\":\"/ws/\"") && l.contains("\"status\":101")),
+        "no 101 for /ws/ in the access log:\n{access}"
+    );
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     eprintln!(
