@@ -280,73 +280,39 @@ access = "{log}"
         }
     }
 
-    let banner = banner(&Banner {
-        a: format!("https://{HOST_A}:{}/desktop/", a.port()),
-        b: format!("https://{HOST_B}:{}/desktop/", b.port()),
-        map_a: format!("http://{ia}/proxymap.txt"),
-        map_b: format!("http://{ib}/proxymap.txt"),
-        agents: args.agents,
-        ca: ca_path,
-        pin: front.spki_pin(),
-        log,
-        dir: d.display().to_string(),
-        nodes: format!("{NODE_A}:{NODE_PORT} on {sa}, {NODE_B}:{NODE_PORT} on {sb}"),
-    });
+    let url_a = format!("https://{HOST_A}:{}/desktop/", a.port());
+    let url_b = format!("https://{HOST_B}:{}/desktop/", b.port());
+    let banner = format!(
+        "\
+deskgate demo: a simulated Finesse pair behind deskgate, on loopback
+
+  Side A desktop:   {url_a}
+  Side B desktop:   {url_b}
+  Proxy map:        http://{ia}/proxymap.txt   (side B: http://{ib}/proxymap.txt)
+  Sign in as:       agents 1001 to {last} (supervisor 2001, administrator admin), password {DEMO_PASSWORD}
+  Five wrong passwords in a row lock a user for 5 minutes, as Finesse does.
+
+  Certificates are made for each run by a private CA, so a browser warns for
+  each host, every run. Or trust the CA file, or start a fresh Chromium that
+  trusts exactly this run's key:
+  CA certificate:   {ca_path}
+  Chromium pin:     --ignore-certificate-errors-spki-list={pin}
+  Chromium:         chromium --user-data-dir=$(mktemp -d) --ignore-certificate-errors-spki-list={pin} {url_a}
+  Try:              curl --cacert {ca_path} {url_a}
+  Access log:       {log}
+  Upstream nodes:   {NODE_A}:{NODE_PORT} on {sa}, {NODE_B}:{NODE_PORT} on {sb} (client certificate required)
+  Scratch dir:      {scratch} (removed on exit)
+
+Press Ctrl-C to stop.
+",
+        last = 1000 + args.agents,
+        pin = front.spki_pin(),
+        scratch = d.display(),
+    );
     Ok(Demo {
         banner,
         sides: vec![side_a, side_b],
         nodes: vec![na, nb],
         _dir: dir,
     })
-}
-
-struct Banner {
-    a: String,
-    b: String,
-    map_a: String,
-    map_b: String,
-    agents: u32,
-    ca: String,
-    pin: String,
-    log: String,
-    dir: String,
-    nodes: String,
-}
-
-fn banner(b: &Banner) -> String {
-    format!(
-        "\
-deskgate demo: a simulated Finesse pair behind deskgate, on loopback
-
-  Side A desktop:   {a}
-  Side B desktop:   {b}
-  Proxy map:        {map_a}   (side B: {map_b})
-  Sign in as:       agents 1001 to {last} (supervisor 2001, administrator admin), password {DEMO_PASSWORD}
-
-    Five wrong passwords in a row lock a user for 5 minutes, as Finesse does.
-
-  Certificates are made for each run by a private CA, so a browser warns for
-  each host, every run. Or trust the CA file, or start a fresh Chromium that
-  trusts exactly this run's key:
-  CA certificate:   {ca}
-  Chromium pin:     --ignore-certificate-errors-spki-list={pin}
-  Chromium:         chromium --user-data-dir=$(mktemp -d) --ignore-certificate-errors-spki-list={pin} {a}
-  Try:              curl --cacert {ca} {a}
-  Access log:       {log}
-  Upstream nodes:   {nodes} (client certificate required)
-  Scratch dir:      {dir} (removed on exit)
-
-Press Ctrl-C to stop.
-",
-        a = b.a,
-        b = b.b,
-        map_a = b.map_a,
-        map_b = b.map_b,
-        last = 1000 + b.agents,
-        ca = b.ca,
-        pin = b.pin,
-        log = b.log,
-        nodes = b.nodes,
-        dir = b.dir,
-    )
 }

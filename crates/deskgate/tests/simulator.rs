@@ -332,10 +332,9 @@ async fn a_node_that_requires_client_certificates_accepts_deskgate_with_one() {
                 .write_all(b"GET /desktop/ HTTP/1.1\r\nHost: x\r\n\r\n")
                 .await;
             let mut buf = Vec::new();
-            match tls.read_to_end(&mut buf).await {
-                Err(e) => e.to_string().contains("CertificateRequired") || buf.is_empty(),
-                Ok(_) => buf.is_empty(),
-            }
+            // refused: the read fails, or ends without a byte of HTTP
+            let _ = tls.read_to_end(&mut buf).await;
+            buf.is_empty()
         }
     };
     assert!(refused, "a client without a certificate was served");

@@ -248,10 +248,6 @@ impl Directory {
         self.strikes.remove(id);
         self.users.remove(id).is_some()
     }
-
-    pub fn add(&mut self, user: User) {
-        self.users.insert(user.id.clone(), user);
-    }
 }
 
 #[cfg(test)]
@@ -291,6 +287,18 @@ mod tests {
             d.sign_in("1001", "wrong", t);
         }
         assert_eq!(d.sign_in("1001", "pw", t), SignIn::Ok);
+    }
+
+    #[test]
+    fn a_changed_password_or_a_removed_user_stops_signing_in() {
+        let mut d = dir();
+        let t = Instant::now();
+        assert!(d.set_password("1001", "new"));
+        assert_eq!(d.sign_in("1001", "pw", t), SignIn::Failed);
+        assert_eq!(d.sign_in("1001", "new", t), SignIn::Ok);
+        assert!(d.remove("1001"));
+        assert_eq!(d.sign_in("1001", "new", t), SignIn::Failed);
+        assert!(!d.set_password("1001", "x"));
     }
 
     #[test]

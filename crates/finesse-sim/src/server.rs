@@ -2,7 +2,7 @@
 //! certificate, optionally requiring a client certificate (the upstream
 //! mutual-TLS mode), and the dispatch of each request.
 
-use crate::names::{poll_map, Awareness, HostPort, Names};
+use crate::names::{poll_map, Awareness, HostPort};
 use crate::Cluster;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -293,9 +293,4 @@ fn refuse_proxied_host(req: &Request<Incoming>, aw: &Awareness) -> Option<Reply>
             ),
         )),
     }
-}
-
-/// Used by tests and the demo: the names a request from `ip` would see.
-pub fn names_for(node: &Node, ip: std::net::IpAddr) -> Names {
-    node.awareness.names_for(ip)
 }

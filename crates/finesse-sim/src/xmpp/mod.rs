@@ -33,10 +33,16 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 pub struct Refusal {
     pub status: StatusCode,
     pub why: &'static str,
+    /// The request carried an `auth.*` subprotocol a proxy should have removed.
+    pub leaked_credentials: bool,
 }
 
 fn refuse(status: StatusCode, why: &'static str) -> Refusal {
-    Refusal { status, why }
+    Refusal {
+        status,
+        why,
+        leaked_credentials: false,
+    }
 }
 
 /// Checks an upgrade request (RFC 6455 4.2.1, RFC 7395 3.1) and returns the
@@ -81,10 +87,13 @@ pub fn check_upgrade(method: &http::Method, headers: &HeaderMap) -> Result<Strin
     }
     let protocols = tokens(header::SEC_WEBSOCKET_PROTOCOL);
     if protocols.iter().any(|p| p.starts_with("auth.")) {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            "a credential subprotocol reached the upstream",
-        ));
+        return Err(Refusal {
+            leaked_credentials: true,
+            ..refuse(
+                StatusCode::BAD_REQUEST,
+                "a credential subprotocol reached the upstream",
+            )
+        });
     }
     if !protocols.iter().any(|p| p == "xmpp") {
         return Err(refuse(
@@ -119,7 +128,7 @@ where
     let accept_key = match check_upgrade(req.method(), req.headers()) {
         Ok(k) => k,
         Err(refusal) => {
-            if refusal.why.contains("credential") {
+            if refusal.leaked_credentials {
                 cluster.count("leaked-credentials");
             }
             let mut r = Response::new(B::from(refusal.why.to_string()));
@@ -344,6 +353,11 @@ mod tests {
         // credentials a proxy should have removed
         let leaked = with(("sec-websocket-protocol", "xmpp, auth.basic.MTAwMTpwdw"));
         let r = check_upgrade(&Method::GET, &leaked).expect_err("refused");
-        assert!(r.why.contains("credential"));
+        assert!(r.leaked_credentials);
+        assert!(
+            !check_upgrade(&Method::GET, &with(("upgrade", "h2c")))
+                .expect_err("refused")
+                .leaked_credentials
+        );
     }
 }

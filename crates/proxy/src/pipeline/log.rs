@@ -38,10 +38,11 @@ impl AccessLog {
         std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                // Whole lines only reach the file, in writes that end at a
-                // line boundary: two writers appending to one file (both
-                // sides of `deskgate demo`, or an old and a new process
-                // during a restart) never interleave inside a line.
+                // Whole lines only reach the file, in O_APPEND writes that end
+                // at a line boundary (one write call per batch of up to
+                // BATCH bytes plus a line): two writers appending to one
+                // file (both sides of `deskgate demo`, or an old and a new
+                // process during a restart) do not split each other's lines.
                 let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
                 while let Ok(first) = rx.recv() {
                     let mut next = Some(first);
