@@ -26,6 +26,15 @@ pub struct FileConfig {
     pub filter: FilterFile,
     #[serde(default)]
     pub log: LogFile,
+    #[serde(default)]
+    pub auth: AuthFile,
+    pub sso: Option<SsoFile>,
+    #[serde(default)]
+    pub websocket: WebSocketFile,
+    #[serde(default)]
+    pub brute_force: BruteForceFile,
+    #[serde(default)]
+    pub rate: RateFile,
 }
 
 #[derive(Deserialize, Debug)]
@@ -76,8 +85,29 @@ pub struct ComponentFile {
     pub deny: Vec<String>,
     /// Replaces the kind's allowed methods.
     pub methods: Option<Vec<String>>,
+    /// `finesse` (credentials checked against Finesse) or `none` (the sign-in flow itself).
+    pub auth: Option<String>,
+    /// Extra path patterns served without credentials.
+    #[serde(default)]
+    pub unauthenticated: Vec<String>,
+    /// Requests per second (and burst) for the component's own class.
+    pub rate: Option<i64>,
+    pub burst: Option<i64>,
+    /// Requests in flight per known user.
+    pub in_flight: Option<i64>,
+    /// Rate classes chosen by path; replace the kind's when given.
+    pub rate_class: Option<Vec<RateClassFile>>,
     #[serde(default)]
     pub node: Vec<NodeFile>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RateClassFile {
+    pub name: String,
+    pub paths: Vec<String>,
+    pub rate: i64,
+    pub burst: i64,
 }
 
 #[derive(Deserialize, Debug)]
@@ -169,4 +199,86 @@ pub struct FilterFile {
 pub struct LogFile {
     /// Access log file, or `-` for standard output (default).
     pub access: Option<String>,
+    /// Security log file, `-` for standard output (default), or `syslog` / `syslog:<socket>`.
+    pub security: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    /// The component credentials are checked against (default: the one `finesse` component).
+    pub check_against: Option<String>,
+    /// `METHOD /path/{user}` (default `GET /finesse/api/User/{user}`).
+    pub validate: Option<String>,
+    pub cache_ttl: Option<String>,
+    pub revalidate: Option<String>,
+    pub negative_ttl: Option<String>,
+    pub cache_entries: Option<i64>,
+    pub max_validations: Option<i64>,
+    pub validation_timeout: Option<String>,
+    pub realm: Option<String>,
+    pub users_list: Option<UsersListFile>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct UsersListFile {
+    /// Environment variable holding `user:password` of an administrator.
+    pub credentials_env: String,
+    pub refresh: Option<String>,
+    pub path: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct SsoFile {
+    /// `hmac`, `keys` or `upstream`.
+    pub mode: String,
+    pub algorithm: Option<String>,
+    pub secret_env: Option<String>,
+    /// `https://<internal node host:port>/path` of a configured node.
+    pub keys_url: Option<String>,
+    pub keys_file: Option<String>,
+    pub poll: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub skew: Option<String>,
+    pub user_claim: Option<String>,
+    pub validate: Option<String>,
+    pub cache_max: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketFile {
+    /// Mode (a) window, or `off`.
+    pub ip_window: Option<String>,
+    /// Mode (b) on or off.
+    pub subprotocol: Option<bool>,
+    /// Mode (c) cookie lifetime, or `off`.
+    pub cookie_ttl: Option<String>,
+    pub per_user: Option<i64>,
+    pub per_ip: Option<i64>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BruteForceFile {
+    pub failures: Option<i64>,
+    pub window: Option<String>,
+    pub block: Option<String>,
+    pub spray_users: Option<i64>,
+    pub tracked: Option<i64>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RateFile {
+    pub nat_factor: Option<i64>,
+    pub dry_run: Option<bool>,
+    #[serde(default)]
+    pub exempt: Vec<String>,
+    pub static_rate: Option<i64>,
+    pub static_burst: Option<i64>,
+    pub connections_per_ip: Option<i64>,
 }

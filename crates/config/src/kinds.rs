@@ -4,6 +4,9 @@
 //! Admin prefixes get 403 wherever they appear. Operators extend both per
 //! component (`allow`, `deny`). See docs/filtering.md.
 
+use crate::security::AuthMode;
+use deskgate_policy::rate::Rate;
+
 /// The kinds of upstream component.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -85,6 +88,104 @@ impl Kind {
         match self {
             Kind::Ids => &["GET", "POST", "OPTIONS"],
             _ => &["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
+        }
+    }
+}
+
+/// Static files a browser loads before it has signed in.
+const STATIC_FILES: &[&str] = &[
+    "*.js", "*.css", "*.png", "*.gif", "*.jpg", "*.jpeg", "*.svg", "*.ico", "*.woff", "*.woff2",
+    "*.ttf", "*.eot",
+];
+
+/// `prefix/**/<ext>` for every static extension (and `extra`).
+fn statics_below(prefix: &str, extra: &[&str]) -> Vec<String> {
+    STATIC_FILES
+        .iter()
+        .chain(extra)
+        .map(|e| format!("{prefix}/**/{e}"))
+        .collect()
+}
+
+impl Kind {
+    /// Finesse checks the credentials; IdS and the IdP are the sign-in flow itself.
+    pub fn default_auth(self) -> AuthMode {
+        match self {
+            Kind::Ids | Kind::Idp => AuthMode::None,
+            _ => AuthMode::Finesse,
+        }
+    }
+
+    /// The unauthenticated list (SPEC 3): static desktop files, gadget
+    /// files, the login page, `UserAuthMode` and the SSO redirects.
+    pub fn default_unauthenticated(self) -> Vec<String> {
+        let mut v: Vec<String> = match self {
+            Kind::Finesse => [
+                "/desktop",
+                "/desktop/",
+                "/desktop/index.html",
+                "/desktop/api/DesktopConfig",
+                "/desktop/api/urls",
+                "/desktop/sso/**",
+                "/finesse/api/UserAuthMode/*",
+                "/favicon.ico",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(statics_below("/desktop", &["*.xml", "*.html"]))
+            .chain(statics_below("/3rdpartygadget/files", &["*.xml", "*.html"]))
+            .collect(),
+            Kind::Cuic => statics_below("/cuic", &[])
+                .into_iter()
+                .chain(statics_below("/cuicui", &[]))
+                .collect(),
+            Kind::Livedata => statics_below("/livedata", &[]),
+            Kind::Gadget => statics_below("", &["*.xml", "*.html"]),
+            Kind::Chat | Kind::Ids | Kind::Idp => Vec::new(),
+        };
+        v.sort();
+        v
+    }
+
+    /// The component's rate (SPEC 4 reference defaults).
+    pub fn default_rate(self) -> Rate {
+        let (per_second, burst) = match self {
+            Kind::Finesse | Kind::Gadget => (90, 50),
+            Kind::Ids | Kind::Idp => (5, 4),
+            Kind::Cuic => (50, 100),
+            Kind::Livedata => (25, 25),
+            Kind::Chat => (30, 10),
+        };
+        Rate { per_second, burst }
+    }
+
+    /// Rate classes inside the component: (name, path patterns, rate, burst).
+    pub fn default_classes(self) -> &'static [(&'static str, &'static [&'static str], u32, u32)] {
+        match self {
+            Kind::Finesse => &[
+                ("sso", &["/desktop/sso/**"], 5, 5),
+                ("client_log", &["/finesse/api/User/*/ClientLog"], 5, 5),
+            ],
+            Kind::Cuic => &[
+                (
+                    "report_execution",
+                    &["/cuic/rest/reports/*/execute"],
+                    12,
+                    12,
+                ),
+                ("historical", &["/cuic/rest/reports/historical/**"], 16, 16),
+                ("realtime", &["/cuic/rest/reports/realtime/**"], 48, 48),
+            ],
+            _ => &[],
+        }
+    }
+
+    /// Requests in flight per known user (the reference's per-IP figures).
+    pub fn default_in_flight(self) -> u32 {
+        match self {
+            Kind::Ids | Kind::Idp => 4,
+            Kind::Chat => 30,
+            _ => 150,
         }
     }
 }

@@ -8,9 +8,11 @@
 pub mod error;
 mod file;
 pub mod kinds;
+pub mod pattern;
 mod plan;
 pub mod proxymap;
 pub mod runtime;
+pub mod security;
 mod spans;
 pub mod tls;
 mod validate;
@@ -18,6 +20,7 @@ mod validate;
 pub use error::{ConfigError, KeyPath, Problem};
 pub use plan::{cert_plan, CertPlan, ServerCertPlan};
 pub use runtime::*;
+pub use security::*;
 
 use std::path::Path;
 use toml_edit::ImDocument;

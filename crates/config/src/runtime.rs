@@ -47,6 +47,7 @@ pub struct Deployment {
     pub timeouts: Timeouts,
     pub filter: GlobalFilter,
     pub log: LogSettings,
+    pub security: crate::security::Security,
 }
 
 impl Deployment {
@@ -142,6 +143,7 @@ pub struct Component {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub response_timeout: Duration,
     pub rules: PathRules,
+    pub security: crate::security::ComponentSecurity,
     pub nodes: Vec<Arc<Node>>,
 }
 

@@ -92,7 +92,7 @@ pub fn short(k: &CredKey) -> u64 {
 /// An accepted credential.
 #[derive(Debug)]
 pub struct Entry {
-    pub user: Box<str>,
+    pub user: Arc<str>,
     /// Clock ticks of the last successful validation.
     validated: AtomicU64,
     /// Clock ticks of the last validation attempt of any outcome.
@@ -217,6 +217,14 @@ impl CredentialCache {
         if let Some(e) = self.good.get(key) {
             e.attempted.store(self.clock.ticks(), Ordering::Relaxed);
             e.inconclusive.store(true, Ordering::Relaxed);
+            e.refreshing.store(false, Ordering::Release);
+        }
+    }
+
+    /// A background validation could not start (too many in flight): the
+    /// next use may try again.
+    pub fn refresh_abandoned(&self, key: &CredKey) {
+        if let Some(e) = self.good.get(key) {
             e.refreshing.store(false, Ordering::Release);
         }
     }

@@ -6,8 +6,10 @@
 
 pub mod body;
 pub mod listen;
+pub mod logwriter;
 pub mod pipeline;
 pub mod progress;
+pub mod security;
 pub mod upstream;
 
 use deskgate_config::{proxymap, Deployment, Side};
@@ -88,8 +90,17 @@ pub async fn start_with(
         }
     };
     let upstreams = Upstreams::build(&deployment, side)?;
-    let access_log = AccessLog::start(deployment.log.access.clone())
+    let access_log = AccessLog::start(deployment.log.access.clone(), "access-log")
         .map_err(|e| format!("cannot open the access log: {e}"))?;
+    let security_log =
+        logwriter::LineWriter::start(deployment.security.log.clone(), "security-log")
+            .map_err(|e| format!("cannot open the security log: {e}"))?;
+    let guard = security::Guard::new(
+        &deployment,
+        side,
+        pipeline::seclog::SecurityLog::new(security_log),
+        deskgate_policy::Clock::system(),
+    )?;
     let snapshot = Arc::new(Snapshot {
         deployment: deployment.clone(),
         upstreams,
@@ -97,7 +108,8 @@ pub async fn start_with(
     });
     let (drain_tx, drain_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let shared = Shared::new(snapshot, access_log, drain_rx.clone(), stop_rx);
+    let shared = Shared::new(snapshot, access_log, guard, drain_rx.clone(), stop_rx);
+    security::tasks::spawn(&shared);
 
     let mut bound = Vec::new();
     for l in deployment.listeners_of(side) {
@@ -122,10 +134,9 @@ pub async fn start_with(
         ));
         if let Some(path) = &i.admin_socket {
             let sock = bind_owner_only(path)?;
-            let sh = shared.clone();
             let st = Arc::new(AdminState {
                 side: side.as_str(),
-                open_connections: Box::new(move || sh.open_connections()),
+                shared: shared.clone(),
                 proxymap: map.clone(),
             });
             tokio::spawn(listen::internal::serve_admin(sock, st, drain_rx.clone()));
@@ -166,9 +177,15 @@ fn bind_owner_only(path: &std::path::Path) -> Result<UnixListener, String> {
 }
 
 impl Running {
-    /// Reopens the access log (SIGUSR1).
+    /// Reopens the access and security logs (SIGUSR1).
     pub fn reopen_logs(&self) {
         self.shared.access_log.reopen();
+        self.shared.guard.log.reopen();
+    }
+
+    /// The edge-security state (for status and tests).
+    pub fn guard(&self) -> &security::Guard {
+        &self.shared.guard
     }
 
     /// Open client connections.

@@ -95,6 +95,9 @@ pub struct Setup<'a> {
     pub component_extra: &'a str,
     /// Extra keys inside the [upstream_tls] table.
     pub tls_extra: &'a str,
+    /// `auth` of the Finesse, LiveData and gadget components: `none` for
+    /// tests of other stages, `finesse` for the edge-security tests.
+    pub auth: &'a str,
 }
 
 impl Default for Setup<'_> {
@@ -106,6 +109,7 @@ impl Default for Setup<'_> {
             extra: "",
             component_extra: "",
             tls_extra: "",
+            auth: "none",
         }
     }
 }
@@ -150,6 +154,7 @@ trust = "{ca}"
 name = "finesse1"
 kind = "finesse"
 scheme = "{scheme}"
+auth = "{auth}"
 {component_extra}
 [[component.node]]
 internal = "{internal}:8445"
@@ -171,6 +176,7 @@ side = "a"
 name = "livedata"
 kind = "livedata"
 scheme = "{scheme}"
+auth = "{auth}"
 [[component.node]]
 internal = "livedataa.internal.test:12008"
 connect = "{up}"
@@ -181,6 +187,7 @@ side = "a"
 name = "other"
 kind = "gadget"
 scheme = "{scheme}"
+auth = "{auth}"
 [[component.node]]
 internal = "other.internal.test:443"
 connect = "{up}"
@@ -210,6 +217,7 @@ access = "{log}"
         extra = s.extra,
         component_extra = s.component_extra,
         tls_extra = s.tls_extra,
+        auth = s.auth,
     )
 }
 

@@ -194,6 +194,7 @@ pub(super) fn component(
             node_paths.push(nkp);
         }
     }
+    let security = super::security::component_security(cx, c, kind, case_insensitive, kp);
     let comp = Arc::new(Component {
         name: c.name.clone(),
         kind,
@@ -206,6 +207,7 @@ pub(super) fn component(
             methods,
             case_insensitive,
         },
+        security,
         nodes,
     });
     Some((comp, node_paths))

@@ -2,6 +2,7 @@
 
 mod components;
 mod listeners;
+mod security;
 mod settings;
 mod values;
 
@@ -115,6 +116,8 @@ pub(crate) fn validate(
             Some(p) => LogTarget::File(cx.path(p)),
         },
     };
+    let comps: Vec<Arc<Component>> = components.iter().map(|(c, _)| c.clone()).collect();
+    let security = security::security(&mut cx, &f, &comps, &root);
 
     if !cx.p.is_empty() {
         return Err(cx.p.list);
@@ -129,5 +132,6 @@ pub(crate) fn validate(
         timeouts,
         filter,
         log,
+        security,
     })
 }

@@ -91,34 +91,154 @@ pub async fn serve_proxymap(tcp: TcpListener, map: Arc<str>, draining: watch::Re
     .await;
 }
 
-/// What the admin socket can report. Operator actions (unblock, cache
+/// What the admin socket reports and acts on. Operator actions (cache
 /// clear, reload) join here as the issues that need them land.
 pub struct AdminState {
     pub side: &'static str,
-    pub open_connections: Box<dyn Fn() -> usize + Send + Sync>,
+    pub shared: Arc<super::Shared>,
     pub proxymap: Arc<str>,
 }
 
+fn json(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = text(status, format!("{v}\n"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 fn admin_answer<B>(req: &Request<B>, st: &AdminState) -> Response<Full<Bytes>> {
+    let g = &st.shared.guard;
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/status") => text(
-            StatusCode::OK,
-            format!(
-                "{{\"version\":\"{}\",\"side\":\"{}\",\"open_connections\":{}}}\n",
-                env!("CARGO_PKG_VERSION"),
-                st.side,
-                (st.open_connections)()
-            ),
-        ),
+        (&Method::GET, "/status") => {
+            let (good, bad) = g.creds.sizes();
+            json(
+                StatusCode::OK,
+                serde_json::json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "side": st.side,
+                    "open_connections": st.shared.open_connections(),
+                    "auth": {
+                        "cached": good,
+                        "rejected_cached": bad,
+                        "validations_sent": g.validator.sent(),
+                        "sso_keys": g.sso.as_ref().map(|s| s.key_count()),
+                    },
+                    "blocks": g.brute.blocks().len(),
+                }),
+            )
+        }
         (&Method::GET, "/proxymap.txt") => text(
             StatusCode::OK,
             Bytes::copy_from_slice(st.proxymap.as_bytes()),
         ),
+        (&Method::GET, "/blocks") => {
+            let list: Vec<serde_json::Value> = g
+                .brute
+                .blocks()
+                .into_iter()
+                .map(|b| {
+                    serde_json::json!({
+                        "ip": b.ip,
+                        "user": b.user,
+                        "remaining_s": b.remaining.as_secs(),
+                    })
+                })
+                .collect();
+            json(StatusCode::OK, serde_json::json!({ "blocks": list }))
+        }
+        (&Method::POST, "/unblock") => {
+            let target = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("target=")))
+                .map(percent_decode);
+            let Some(target) = target else {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"error": "give ?target=IP or ?target=USER@IP"}),
+                );
+            };
+            match parse_target(&target) {
+                Some(t) => {
+                    let lifted = g.brute.unblock(&t);
+                    if lifted {
+                        g.log_unblock(&target);
+                    }
+                    json(
+                        StatusCode::OK,
+                        serde_json::json!({"target": target, "unblocked": lifted}),
+                    )
+                }
+                None => json(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"error": format!("{target:?} is not IP or USER@IP")}),
+                ),
+            }
+        }
+        (_, "/blocks" | "/unblock" | "/status") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n")
+        }
         _ => text(StatusCode::NOT_FOUND, "404 Not Found\n"),
     }
+}
+
+/// `IP` or `USER@IP` (the last `@` splits: SSO user names may hold one).
+fn parse_target(s: &str) -> Option<deskgate_policy::bruteforce::Target> {
+    use deskgate_policy::bruteforce::Target;
+    use deskgate_policy::IpKey;
+    let ip = |t: &str| t.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok();
+    match s.rsplit_once('@') {
+        Some((user, addr)) if !user.is_empty() => {
+            Some(Target::User(IpKey::of(ip(addr)?), user.to_string()))
+        }
+        Some(_) => None,
+        None => Some(Target::Ip(IpKey::of(ip(s)?))),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Serves the admin socket until draining starts; the socket file is owner-only.
 pub async fn serve_admin(sock: UnixListener, st: Arc<AdminState>, draining: watch::Receiver<bool>) {
     serve_plain(sock, Arc::new(move |req| admin_answer(req, &st)), draining).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unblock_targets_are_read() {
+        use deskgate_policy::bruteforce::Target;
+        use deskgate_policy::IpKey;
+        let ip = |s: &str| IpKey::of(s.parse().expect("ip"));
+        assert_eq!(parse_target("192.0.2.7"), Some(Target::Ip(ip("192.0.2.7"))));
+        assert_eq!(
+            parse_target("a@b.c@2001:db8::1"),
+            Some(Target::User(ip("2001:db8::1"), "a@b.c".into()))
+        );
+        assert_eq!(parse_target("@1.2.3.4"), None);
+        assert_eq!(parse_target("nonsense"), None);
+        assert_eq!(percent_decode("1001%40127.0.0.1"), "1001@127.0.0.1");
+    }
 }

@@ -27,6 +27,8 @@ pub struct Shared {
     /// The deployment this instance serves (a reload will swap it here).
     pub snapshot: Arc<Snapshot>,
     pub access_log: Arc<AccessLog>,
+    /// Edge-security state: caches, blocks, buckets, caps, security log.
+    pub guard: crate::security::Guard,
     connections: Arc<Semaphore>,
     ids: AtomicU64,
     id_prefix: u32,
@@ -40,6 +42,7 @@ impl Shared {
     pub fn new(
         snapshot: Arc<Snapshot>,
         access_log: Arc<AccessLog>,
+        guard: crate::security::Guard,
         draining: watch::Receiver<bool>,
         stopped: watch::Receiver<bool>,
     ) -> Arc<Shared> {
@@ -51,6 +54,7 @@ impl Shared {
         Arc::new(Shared {
             snapshot,
             access_log,
+            guard,
             connections: Arc::new(Semaphore::new(max)),
             ids: AtomicU64::new(0),
             id_prefix,
@@ -90,6 +94,8 @@ pub async fn until(rx: &mut watch::Receiver<bool>) {
 pub struct ConnInfo {
     /// The connection's slot under the global cap; a tunnel keeps it until it ends.
     _slot: OwnedSemaphorePermit,
+    /// The connection's slot under the per-IP cap (none for exempt peers).
+    _ip_slot: Option<IpSlot>,
     pub peer: SocketAddr,
     pub listener: Arc<Listener>,
     pub sni: Option<String>,
@@ -143,6 +149,10 @@ pub async fn serve(tcp: TcpListener, listener: Arc<Listener>, shared: Arc<Shared
             drop(stream);
             continue;
         };
+        let Some(ip_slot) = per_ip_slot(&shared, peer) else {
+            drop(stream);
+            continue;
+        };
         let (acceptor, listener, shared, builder) = (
             acceptor.clone(),
             listener.clone(),
@@ -150,8 +160,37 @@ pub async fn serve(tcp: TcpListener, listener: Arc<Listener>, shared: Arc<Shared
             builder.clone(),
         );
         tokio::spawn(connection(
-            stream, peer, permit, acceptor, listener, shared, builder,
+            stream, peer, (permit, ip_slot), acceptor, listener, shared, builder,
         ));
+    }
+}
+
+type IpSlot = deskgate_policy::counters::Slot<deskgate_policy::IpKey>;
+
+/// The per-IP connection cap at accept (SPEC 4): before TLS, so there is
+/// no HTTP to answer with; the connection is closed. `None`: close it;
+/// `Some(None)`: exempt (trusted intermediaries, the exempt list).
+fn per_ip_slot(shared: &Shared, peer: SocketAddr) -> Option<Option<IpSlot>> {
+    let g = &shared.guard;
+    let d = &shared.snapshot.deployment;
+    if g.is_exempt(peer.ip(), d) {
+        return Some(None);
+    }
+    let r = &g.settings.rate;
+    let cap = r.connections_per_ip.saturating_mul(r.nat_factor);
+    let key = deskgate_policy::IpKey::of(peer.ip());
+    match g.connections.try_take(key, cap) {
+        Some(s) => Some(Some(s)),
+        None => {
+            let mut e = crate::pipeline::seclog::Event::new(
+                crate::pipeline::seclog::Kind::ConnectionCap,
+                "connections_per_ip",
+            );
+            e.client_ip = Some(peer.ip());
+            e.dry_run = r.dry_run;
+            g.log.write(e);
+            r.dry_run.then_some(None)
+        }
     }
 }
 
@@ -179,7 +218,7 @@ fn http_builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    slot: OwnedSemaphorePermit,
+    (slot, ip_slot): (OwnedSemaphorePermit, Option<IpSlot>),
     acceptor: TlsAcceptor,
     listener: Arc<Listener>,
     shared: Arc<Shared>,
@@ -206,6 +245,7 @@ async fn connection(
     let activity = Activity::new();
     let info = Arc::new(ConnInfo {
         _slot: slot,
+        _ip_slot: ip_slot,
         peer,
         listener,
         sni,

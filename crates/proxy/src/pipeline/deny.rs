@@ -25,6 +25,20 @@ pub enum Deny {
     UpstreamUnreachable,
     UpstreamTimeout,
     UpstreamFailed,
+    /// Step 5: the client (IP, or user + IP) is blocked.
+    Blocked,
+    /// Step 7: over the rate; seconds until a token is there.
+    RateLimited(u64),
+    /// Step 7: too many requests in flight for this client.
+    InFlight,
+    /// Step 8: no valid credential (the reason is for the logs).
+    Unauthorized(&'static str),
+    /// Step 8: the credential could not be checked (Finesse gave no answer).
+    AuthUnavailable,
+    /// Step 9: an upgrade or long-poll without proof of an authenticated user.
+    WebSocketDenied(&'static str),
+    /// Step 9: too many WebSockets for this user or IP.
+    WebSocketCap,
 }
 
 impl Deny {
@@ -45,6 +59,12 @@ impl Deny {
             Deny::Referer => StatusCode::EXPECTATION_FAILED,
             Deny::UpstreamUnreachable | Deny::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Deny::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Deny::Blocked => StatusCode::IM_A_TEAPOT,
+            Deny::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Deny::InFlight | Deny::AuthUnavailable | Deny::WebSocketCap => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Deny::Unauthorized(_) | Deny::WebSocketDenied(_) => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -67,6 +87,12 @@ impl Deny {
             Deny::UpstreamUnreachable => "upstream_unreachable",
             Deny::UpstreamTimeout => "upstream_timeout",
             Deny::UpstreamFailed => "upstream_failed",
+            Deny::Blocked => "blocked",
+            Deny::RateLimited(_) => "rate_limited",
+            Deny::InFlight => "in_flight",
+            Deny::Unauthorized(r) | Deny::WebSocketDenied(r) => r,
+            Deny::AuthUnavailable => "auth_unavailable",
+            Deny::WebSocketCap => "websocket_cap",
         }
     }
 
@@ -112,6 +138,13 @@ mod tests {
             (Deny::UpstreamUnreachable, 502),
             (Deny::UpstreamFailed, 502),
             (Deny::UpstreamTimeout, 504),
+            (Deny::Blocked, 418),
+            (Deny::RateLimited(3), 429),
+            (Deny::InFlight, 503),
+            (Deny::Unauthorized("x"), 401),
+            (Deny::AuthUnavailable, 503),
+            (Deny::WebSocketDenied("x"), 401),
+            (Deny::WebSocketCap, 503),
         ];
         for (d, status) in table {
             assert_eq!(d.status().as_u16(), status, "{d:?}");

@@ -13,6 +13,7 @@ use super::deny::Deny;
 use super::headers::{self, Forwarding};
 use super::log::Record;
 use super::normalize::NormalPath;
+use super::ws_gate::WsSlot;
 use crate::body::{empty, BodyFlags, LimitedBody, ProxyBody};
 use crate::listen::ConnInfo;
 use crate::upstream::connect::{ConnectError, ConnectInfo};
@@ -33,6 +34,7 @@ pub async fn forward(
     client: &ClientAddr,
     conn: &Arc<ConnInfo>,
     rec: &mut Record,
+    hold: Option<WsSlot>,
 ) -> Result<Response<ProxyBody>, Deny> {
     let snap = &conn.shared.snapshot;
     let d = &snap.deployment;
@@ -114,12 +116,14 @@ pub async fn forward(
             let idle = d.timeouts.tunnel_idle;
             let stop = conn.shared.hard_stop();
             // the tunnel holds the connection (and its slot under the cap) until it ends
+            // and its WebSocket slot under the per-user or per-IP cap
             let conn = conn.clone();
             tokio::spawn(async move {
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((c, u)) => tunnel::run(c, u, idle, stop).await,
                     Err(e) => tracing::debug!("upgrade failed: {e}"),
                 }
+                drop(hold);
                 drop(conn);
             });
             let (parts, _) = resp.into_parts();
@@ -171,7 +175,7 @@ fn declares_body<B: http_body::Body>(req: &Request<B>) -> bool {
 }
 
 /// An HTTP/1.1 WebSocket upgrade request.
-fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
+pub fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
         && req
             .headers()
@@ -190,7 +194,7 @@ fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
 }
 
 /// BOSH and socket.io polling hold a request open on purpose.
-fn is_long_poll(path: &str) -> bool {
+pub fn is_long_poll(path: &str) -> bool {
     ["/http-bind", "/httpbinding", "/socket.io"]
         .iter()
         .any(|p| {

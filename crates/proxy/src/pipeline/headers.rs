@@ -90,6 +90,7 @@ pub fn to_upstream(h: &mut HeaderMap, f: &Forwarding<'_>) {
         h.remove(k);
     }
     join_cookies(h);
+    crate::security::strip_session_cookie(h);
     let xff = f
         .client
         .chain

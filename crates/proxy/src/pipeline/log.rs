@@ -10,92 +10,10 @@
 
 use crate::body::OnFinish;
 use crate::listen::activity::InFlight;
-use deskgate_config::LogTarget;
-use std::io::Write;
+pub use crate::logwriter::LineWriter as AccessLog;
 use std::net::IpAddr;
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-enum Msg {
-    Line(String),
-    Reopen,
-}
-
-/// Lines are gathered up to this many bytes before one write.
-const BATCH: usize = 64 * 1024;
-
-/// Handle to the access log writer thread.
-pub struct AccessLog {
-    tx: mpsc::Sender<Msg>,
-}
-
-impl AccessLog {
-    /// Starts the writer. A file that cannot be opened is an error at start.
-    pub fn start(target: LogTarget) -> std::io::Result<Arc<AccessLog>> {
-        let mut out = open(&target)?;
-        let (tx, rx) = mpsc::channel::<Msg>();
-        std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || {
-                // Whole lines only reach the file, in O_APPEND writes that end
-                // at a line boundary (one write call per batch of up to
-                // BATCH bytes plus a line): two writers appending to one
-                // file (both sides of `deskgate demo`, or an old and a new
-                // process during a restart) do not split each other's lines.
-                let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
-                while let Ok(first) = rx.recv() {
-                    let mut next = Some(first);
-                    while let Some(msg) = next.take() {
-                        match msg {
-                            Msg::Line(l) => {
-                                batch.extend_from_slice(l.as_bytes());
-                                if batch.len() >= BATCH {
-                                    let _ = out.write_all(&batch);
-                                    batch.clear();
-                                }
-                            }
-                            Msg::Reopen => {
-                                let _ = out.write_all(&batch);
-                                batch.clear();
-                                let _ = out.flush();
-                                match open(&target) {
-                                    Ok(o) => out = o,
-                                    Err(e) => tracing::error!("cannot reopen the access log: {e}"),
-                                }
-                            }
-                        }
-                        next = rx.try_recv().ok();
-                    }
-                    let _ = out.write_all(&batch);
-                    batch.clear();
-                    let _ = out.flush();
-                }
-            })?;
-        Ok(Arc::new(AccessLog { tx }))
-    }
-
-    /// Reopens the log file (SIGUSR1).
-    pub fn reopen(&self) {
-        let _ = self.tx.send(Msg::Reopen);
-    }
-
-    fn write(&self, line: String) {
-        let _ = self.tx.send(Msg::Line(line));
-    }
-}
-
-fn open(target: &LogTarget) -> std::io::Result<Box<dyn Write + Send>> {
-    Ok(match target {
-        LogTarget::Stdout => Box::new(std::io::stdout()),
-        LogTarget::File(p) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)?,
-        ),
-    })
-}
 
 /// The request path as logged: segment parameters (`;jsessionid=...` carries
 /// a session) are replaced by `;-`, so attacks stay visible and secrets do not.

@@ -6,18 +6,21 @@
 //! | 2 | `limits`, `normalize` | head, path | 400, 431, 413 |
 //! | 3 | `route` | listener, Host, SNI | 421 |
 //! | 4 | `client_ip` | peer, trusted header | - |
-//! | 5 | blocked clients (edge security issue) | client IP, user | 418 |
+//! | 5 | `blocked` | client IP, claimed user | 418 |
 //! | 6 | `filter` | method, normalised path, UA, Referer | 403, 405, 421/404, 412, 417 |
-//! | 7 | rate limits (edge security issue) | client key | 429, 503 |
-//! | 8 | authentication (edge security issue) | Authorization | 401 |
-//! | 9 | WebSocket gate (edge security issue) | upgrade, session proof | 401 |
+//! | 7 | `rate_limit` | user on a cache hit, else client IP; class by path | 429, 503 |
+//! | 8 | `auth` | Authorization (Basic, Bearer) | 401, 503 |
+//! | 9 | `ws_gate` | upgrade or long-poll, session proof | 401, 503 |
 //! | 10 | cache (performance issue), `forward` | node | 502, 504 |
 //! | 11 | `headers::to_client` | response head | - |
-//! | 12 | `log` | the request context | - |
+//! | 12 | `log`, `seclog` | the request context | - |
 //!
-//! Steps 5, 7, 8 and 9 plug in between the calls below as one stage each;
-//! every stage returns `Result<_, Deny>`, and a `Deny` becomes the answer.
+//! Every stage returns `Result<_, Deny>`, and a `Deny` becomes the answer.
+//! The request's credential is read once (`security::credential`) and its
+//! cache entry looked up once (step 7), then used by steps 5, 7, 8 and 9.
 
+pub mod auth;
+pub mod blocked;
 pub mod client_ip;
 pub mod deny;
 pub mod filter;
@@ -26,11 +29,17 @@ pub mod headers;
 pub mod limits;
 pub mod log;
 pub mod normalize;
+pub mod rate_limit;
 pub mod route;
+pub mod seclog;
+pub mod ws_gate;
 
 use crate::body::{full, CountedBody, ProxyBody};
 use crate::listen::ConnInfo;
+use crate::security::{credential, Guard};
 use deny::Deny;
+use deskgate_config::pattern::any_matches;
+use deskgate_config::AuthMode;
 use http::{header, HeaderValue, Request, Response, Version};
 use hyper::body::Incoming;
 use std::sync::atomic::Ordering;
@@ -55,7 +64,7 @@ pub async fn handle(
     let is_h1 = req.version() != Version::HTTP_2;
     let (mut resp, deny) = match run(req, &conn, &mut guard.record).await {
         Ok(r) => (r, None),
-        Err(d) => (deny_response(d), Some(d)),
+        Err(d) => (deny_response(d, &conn.shared.guard), Some(d)),
     };
     let upgraded = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     headers::to_client(resp.headers_mut(), upgraded, conn.listener.hsts);
@@ -75,7 +84,7 @@ pub async fn handle(
 
 /// Steps 2 to 10, in order.
 async fn run(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     conn: &Arc<ConnInfo>,
     rec: &mut log::Record,
 ) -> Result<Response<ProxyBody>, Deny> {
@@ -97,6 +106,17 @@ async fn run(
     // 4. real client IP
     let client = client_ip::resolve(conn.peer.ip(), req.headers(), &d.client_ip);
     rec.client_ip = Some(client.ip);
+    let g = &conn.shared.guard;
+    let comp = &route.component;
+    let exempt = g.is_exempt(client.ip, d);
+    let upgrade = forward::is_websocket_upgrade(&req);
+    let presented = credential::presented(
+        req.headers(),
+        upgrade && g.settings.websocket.subprotocol,
+        &g.hasher,
+    );
+    // 5. blocked clients
+    blocked::check(g, client.ip, exempt, &presented)?;
     // 6. filtering
     filter::check(
         req.method(),
@@ -105,8 +125,65 @@ async fn run(
         &route.component.rules,
         &d.filter,
     )?;
+    // 7. rate limits and in-flight caps
+    let authenticates = comp.security.auth == AuthMode::Finesse;
+    let fold = comp.rules.case_insensitive;
+    let on_list = any_matches(&comp.security.unauthenticated, &path.decided, fold);
+    let gated = authenticates && (upgrade || forward::is_long_poll(&path.decided));
+    let needs_auth = authenticates && !on_list && !gated && !is_cors_preflight(&req);
+    let known = if needs_auth || gated {
+        auth::known(g, &presented)
+    } else {
+        auth::Known::Nothing
+    };
+    let _in_flight = rate_limit::check(
+        g,
+        d,
+        &rate_limit::Subject {
+            component: comp,
+            path: &path.decided,
+            client: client.ip,
+            exempt,
+            known_user: known.user(),
+            unauthenticated: on_list,
+        },
+        rec,
+    )?;
+    // 8. authentication, 9. WebSocket gate
+    let cx = auth::Context {
+        client: client.ip,
+        exempt,
+        route: &comp.name,
+        request_id: &rec.request_id,
+    };
+    let mut set_cookie = None;
+    let mut hold = None;
+    if needs_auth {
+        let user = auth::verify(conn, &presented, known, &cx).await?;
+        g.mark_authenticated(client.ip);
+        set_cookie = g.session_cookie(&user, req.headers());
+        rec.user = Some(user.to_string());
+    } else if gated {
+        let admitted =
+            ws_gate::check(conn, req.headers_mut(), &presented, known, upgrade, &cx).await?;
+        rec.user = admitted.user.map(|u| u.to_string());
+        hold = admitted.slot;
+    }
     // 10. forward (or tunnel)
-    forward::forward(req, route, &path, &client, conn, rec).await
+    let mut resp = forward::forward(req, route, &path, &client, conn, rec, hold).await?;
+    if let Some(c) = set_cookie {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(resp)
+}
+
+/// A CORS preflight carries no credentials; it skips authentication only.
+fn is_cors_preflight<B>(req: &Request<B>) -> bool {
+    req.method() == http::Method::OPTIONS
+        && req.headers().contains_key(header::ORIGIN)
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// The request's authority: `:authority` or `Host`, which must agree when both are sent.
@@ -126,13 +203,31 @@ fn authority_of<B>(req: &Request<B>) -> Result<Option<&str>, Deny> {
     }
 }
 
-fn deny_response(d: Deny) -> Response<ProxyBody> {
+fn deny_response(d: Deny, g: &Guard) -> Response<ProxyBody> {
     let mut r = Response::new(full(d.body()));
     *r.status_mut() = d.status();
-    r.headers_mut().insert(
+    let h = r.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    match d {
+        Deny::Unauthorized(_) | Deny::WebSocketDenied(_) => {
+            let realm = &g.settings.auth.realm;
+            if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")) {
+                h.append(header::WWW_AUTHENTICATE, v);
+            }
+            if g.sso.is_some() {
+                if let Ok(v) = HeaderValue::from_str(&format!("Bearer realm=\"{realm}\"")) {
+                    h.append(header::WWW_AUTHENTICATE, v);
+                }
+            }
+        }
+        Deny::RateLimited(secs) => {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        _ => {}
+    }
     r
 }
 

@@ -1,0 +1,184 @@
+//! Path patterns for the unauthenticated list and the rate classes.
+//!
+//! A pattern is a normalised path whose segments may hold `*` (any run of
+//! characters inside one segment, e.g. `*.js`) or be `**` (any number of
+//! whole segments, including none). `/desktop/**/*.css` matches every
+//! stylesheet below `/desktop/`; `/finesse/api/UserAuthMode/*` matches one
+//! user's entry and nothing below it. Patterns match the normalised path the
+//! other decisions use, so encodings and dot segments cannot dodge them.
+
+/// One compiled pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathPattern {
+    text: String,
+    segs: Vec<Seg>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seg {
+    Any,
+    Glob(String),
+}
+
+impl PathPattern {
+    /// Compiles a pattern; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<PathPattern, String> {
+        let Some(rest) = text.strip_prefix('/') else {
+            return Err("a pattern starts with /".into());
+        };
+        if text.contains(['%', ';', '\\', '?', '#']) {
+            return Err("a pattern is a plain normalised path (no %, ;, \\, ? or #)".into());
+        }
+        let mut segs = Vec::new();
+        for s in rest.split('/') {
+            if s == "." || s == ".." {
+                return Err("a pattern has no dot segments".into());
+            }
+            if s.contains("**") && s != "**" {
+                return Err("** stands alone between slashes".into());
+            }
+            segs.push(if s == "**" {
+                Seg::Any
+            } else {
+                Seg::Glob(s.to_string())
+            });
+        }
+        Ok(PathPattern {
+            text: text.to_string(),
+            segs,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Does the normalised `path` match? `fold_case` compares without case.
+    pub fn matches(&self, path: &str, fold_case: bool) -> bool {
+        match path.strip_prefix('/') {
+            Some(rest) => match_segs(&self.segs, rest, fold_case),
+            None => false,
+        }
+    }
+}
+
+/// Matches pattern segments against `/`-separated path segments.
+fn match_segs(segs: &[Seg], path: &str, fold: bool) -> bool {
+    let Some((first, rest)) = segs.split_first() else {
+        return false;
+    };
+    let (head, tail) = match path.split_once('/') {
+        Some((h, t)) => (h, Some(t)),
+        None => (path, None),
+    };
+    match first {
+        Seg::Any => {
+            if rest.is_empty() {
+                return true;
+            }
+            // zero segments, or swallow one and try again
+            match_segs(rest, path, fold) || tail.is_some_and(|t| match_segs(segs, t, fold))
+        }
+        Seg::Glob(g) => {
+            if !glob(g.as_bytes(), head.as_bytes(), fold) {
+                return false;
+            }
+            match (rest.is_empty(), tail) {
+                (true, None) => true,
+                (true, Some(_)) | (false, None) => {
+                    // `/a/**` also matches `/a`
+                    tail.is_none() && rest.len() == 1 && rest[0] == Seg::Any
+                }
+                (false, Some(t)) => match_segs(rest, t, fold),
+            }
+        }
+    }
+}
+
+/// `*` matches any run of bytes; everything else matches itself.
+fn glob(p: &[u8], s: &[u8], fold: bool) -> bool {
+    let eq = |a: u8, b: u8| {
+        if fold {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && eq(p[pi], s[si]) {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|b| *b == b'*')
+}
+
+/// Does any pattern of a list match?
+pub fn any_matches(list: &[PathPattern], path: &str, fold_case: bool) -> bool {
+    list.iter().any(|p| p.matches(path, fold_case))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, path: &str) -> bool {
+        PathPattern::parse(p).expect("pattern").matches(path, false)
+    }
+
+    #[test]
+    fn globs_and_double_stars() {
+        assert!(m("/desktop/**/*.css", "/desktop/a.css"));
+        assert!(m("/desktop/**/*.css", "/desktop/x/y/a.css"));
+        assert!(!m("/desktop/**/*.css", "/desktop/x/y/a.css/z"));
+        assert!(!m("/desktop/**/*.css", "/finesse/a.css"));
+        assert!(m(
+            "/finesse/api/UserAuthMode/*",
+            "/finesse/api/UserAuthMode/1001"
+        ));
+        assert!(!m(
+            "/finesse/api/UserAuthMode/*",
+            "/finesse/api/UserAuthMode/1001/x"
+        ));
+        assert!(!m(
+            "/finesse/api/UserAuthMode/*",
+            "/finesse/api/userauthmode/1001"
+        ));
+        assert!(m("/desktop/", "/desktop/"));
+        assert!(!m("/desktop/", "/desktop/x"));
+        assert!(!m("/desktop/", "/desktop"));
+        assert!(m("/desktop/sso/**", "/desktop/sso/token"));
+        assert!(m("/desktop/sso/**", "/desktop/sso"));
+        assert!(m("/desktop/sso/**", "/desktop/sso/"));
+        assert!(!m("/desktop/sso/**", "/desktop/ssox"));
+        assert!(m(
+            "/finesse/api/User/*/ClientLog",
+            "/finesse/api/User/1001/ClientLog"
+        ));
+        assert!(m("/**", "/anything/at/all"));
+        assert!(m("/a*b*c", "/aXXbYYc"));
+        assert!(!m("/a*b*c", "/aXXbYY"));
+        assert!(PathPattern::parse("/Desktop/*.JS")
+            .expect("p")
+            .matches("/desktop/a.js", true));
+        assert!(!m("/x", ""));
+    }
+
+    #[test]
+    fn bad_patterns_are_explained() {
+        for bad in ["desktop/", "/a/../b", "/a%2f", "/a;x", "/a**/b", "/a?b"] {
+            assert!(PathPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

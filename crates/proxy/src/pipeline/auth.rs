@@ -1,0 +1,288 @@
+//! Step 8: authentication (SPEC 3). Every request to a component with
+//! `auth = "finesse"` needs a valid Basic credential (checked against the
+//! cluster's Finesse, cached by keyed hash) or SSO bearer token, except the
+//! unauthenticated list, CORS preflights and the gated transports (step 9).
+//! deskgate answers 401 with a challenge itself; a wrong credential is
+//! recorded for step 5 as one failure per distinct credential.
+
+use super::deny::Deny;
+use super::seclog::{Event, Kind};
+use crate::listen::{ConnInfo, Shared};
+use crate::security::credential::{Credential, Presented, Scheme};
+use crate::security::validate::Answer;
+use crate::security::Guard;
+use deskgate_config::SsoKeys;
+use deskgate_policy::bruteforce::{fail2ban_line, Outcome};
+use deskgate_policy::credentials::{short, Lookup};
+use deskgate_policy::IpKey;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What the caches already know about the request's credential (looked up
+/// once, at step 7, so that rate limits can key by user on a hit).
+#[derive(Debug)]
+pub enum Known {
+    Valid { user: Arc<str>, refresh: bool },
+    Rejected,
+    Unknown,
+    /// No credential (or an unreadable one).
+    Nothing,
+}
+
+impl Known {
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Known::Valid { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+}
+
+pub fn known(g: &Guard, p: &Presented) -> Known {
+    let Presented::Some(c) = p else {
+        return Known::Nothing;
+    };
+    match c.scheme {
+        Scheme::Basic => match g.creds.lookup(&c.key) {
+            Lookup::Valid { entry, refresh } => Known::Valid {
+                user: entry.user.clone(),
+                refresh,
+            },
+            Lookup::Rejected => Known::Rejected,
+            Lookup::Unknown => Known::Unknown,
+        },
+        Scheme::Bearer => match g.sso.as_ref().and_then(|s| s.cached(&c.key)) {
+            Some(user) => Known::Valid {
+                user,
+                refresh: false,
+            },
+            None => Known::Unknown,
+        },
+    }
+}
+
+/// Where the request is going, for the security log.
+pub struct Context<'a> {
+    pub client: IpAddr,
+    pub exempt: bool,
+    pub route: &'a str,
+    pub request_id: &'a str,
+}
+
+/// Checks the presented credential; the user on success.
+pub async fn verify(
+    conn: &Arc<ConnInfo>,
+    p: &Presented,
+    known: Known,
+    cx: &Context<'_>,
+) -> Result<Arc<str>, Deny> {
+    let g = &conn.shared.guard;
+    let c = match p {
+        Presented::None => return Err(Deny::Unauthorized("no_credentials")),
+        Presented::Malformed => {
+            log_failure(g, cx, None, "malformed_credentials");
+            return Err(Deny::Unauthorized("malformed_credentials"));
+        }
+        Presented::Some(c) => c,
+    };
+    match known {
+        Known::Valid { user, refresh } => {
+            if refresh {
+                background_refresh(&conn.shared, c, &user);
+            }
+            Ok(user)
+        }
+        Known::Rejected => Err(failure(g, cx, c, "wrong_credentials")),
+        Known::Unknown | Known::Nothing => match c.scheme {
+            Scheme::Basic => basic(conn, c, cx).await,
+            Scheme::Bearer => bearer(conn, c, cx).await,
+        },
+    }
+}
+
+async fn basic(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Result<Arc<str>, Deny> {
+    let shared = &conn.shared;
+    let g = &shared.guard;
+    let user = c.claimed_user.clone().unwrap_or_default();
+    if g.user_known(&user) == Some(false) {
+        // not a Finesse user: refused without asking Finesse
+        g.creds.reject(c.key);
+        return Err(failure(g, cx, c, "unknown_user"));
+    }
+    let Some(check) = g.check.clone() else {
+        return Err(Deny::AuthUnavailable);
+    };
+    let creds = g.creds.clone();
+    let (key, u) = (c.key, user.clone());
+    let answer = g
+        .validator
+        .validate(
+            shared.snapshot.clone(),
+            check,
+            c.key,
+            c.authorization.clone(),
+            user,
+            Box::new(move |a| match a {
+                Answer::Valid => creds.accept(key, &u),
+                Answer::Rejected(_) => creds.reject(key),
+                Answer::Inconclusive(_) => creds.inconclusive(&key),
+            }),
+        )
+        .await;
+    match answer {
+        Answer::Valid => match g.creds.lookup(&c.key) {
+            Lookup::Valid { entry, .. } => Ok(entry.user.clone()),
+            // accepted and evicted at once (a full cache): still valid now
+            _ => Ok(c.claimed_user.as_deref().unwrap_or_default().into()),
+        },
+        Answer::Rejected(_) => Err(failure(g, cx, c, "wrong_credentials")),
+        Answer::Inconclusive(reason) => {
+            // Finesse restarting must not sign everyone out: an entry we
+            // had stays good up to its TTL
+            if let Lookup::Valid { entry, .. } = g.creds.lookup(&c.key) {
+                return Ok(entry.user.clone());
+            }
+            tracing::warn!(reason, "a credential could not be checked: Finesse gave no answer");
+            Err(Deny::AuthUnavailable)
+        }
+    }
+}
+
+async fn bearer(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Result<Arc<str>, Deny> {
+    let shared = &conn.shared;
+    let g = &shared.guard;
+    let Some(sso) = g.sso.as_ref() else {
+        log_failure(g, cx, None, "sso_not_configured");
+        return Err(Deny::Unauthorized("sso_not_configured"));
+    };
+    let token = c.authorization.get("Bearer ".len()..).unwrap_or_default();
+    if let SsoKeys::Upstream { check } = &sso.source {
+        let Some((user, exp)) = sso.unverified(token) else {
+            log_failure(g, cx, None, "malformed_token");
+            return Err(Deny::Unauthorized("malformed_token"));
+        };
+        let Some(base) = g.check.clone() else {
+            return Err(Deny::AuthUnavailable);
+        };
+        let check = crate::security::validate::Check {
+            nodes: base.nodes,
+            request: check.clone(),
+        };
+        let answer = g
+            .validator
+            .validate(
+                shared.snapshot.clone(),
+                check,
+                c.key,
+                c.authorization.clone(),
+                user.clone(),
+                Box::new(|_| {}),
+            )
+            .await;
+        return match answer {
+            Answer::Valid => {
+                let user: Arc<str> = user.into();
+                sso.remember(c.key, user.clone(), exp);
+                Ok(user)
+            }
+            Answer::Rejected(_) => {
+                log_failure(g, cx, Some(&user), "token_rejected");
+                Err(Deny::Unauthorized("token_rejected"))
+            }
+            Answer::Inconclusive(_) => Err(Deny::AuthUnavailable),
+        };
+    }
+    match sso.verify(token) {
+        Ok(v) => {
+            sso.remember(c.key, v.user.clone(), Some(v.exp));
+            Ok(v.user)
+        }
+        Err("no_keys_yet") => Err(Deny::AuthUnavailable),
+        Err(reason) => {
+            // tokens are not guessable: a bad one is logged, not counted
+            log_failure(g, cx, None, reason);
+            Err(Deny::Unauthorized(reason))
+        }
+    }
+}
+
+/// Re-checks a cached credential in the background with this request's
+/// header; the request itself is answered from the cache.
+fn background_refresh(shared: &Arc<Shared>, c: &Credential, user: &Arc<str>) {
+    let g = &shared.guard;
+    let Some(check) = g.check.clone() else {
+        return;
+    };
+    let key = c.key;
+    let (sh, u) = (shared.clone(), user.clone());
+    let started = g.validator.spawn_background(
+        shared.snapshot.clone(),
+        check,
+        c.authorization.clone(),
+        user.to_string(),
+        Box::new(move |a| {
+            let g = &sh.guard;
+            match a {
+                Answer::Valid => g.creds.accept(key, &u),
+                Answer::Rejected(_) => {
+                    g.creds.reject(key);
+                    let mut e = Event::new(Kind::AuthFailure, "revoked");
+                    e.user = Some(&u);
+                    e.message = Some("Finesse no longer accepts this credential: dropped from the cache".into());
+                    g.log.write(e);
+                }
+                Answer::Inconclusive(_) => g.creds.inconclusive(&key),
+            }
+        }),
+    );
+    if !started {
+        g.creds.refresh_abandoned(&key);
+    }
+}
+
+fn log_failure(g: &Guard, cx: &Context<'_>, user: Option<&str>, reason: &str) {
+    let mut e = Event::new(Kind::AuthFailure, reason);
+    e.client_ip = Some(cx.client);
+    e.user = user;
+    e.route = Some(cx.route);
+    e.request_id = Some(cx.request_id);
+    g.log.write(e);
+}
+
+/// A wrong Basic credential: logged, and counted for step 5 unless the
+/// client is exempt. Returns the answer to give.
+fn failure(g: &Guard, cx: &Context<'_>, c: &Credential, reason: &'static str) -> Deny {
+    let user = c.claimed_user.as_deref().unwrap_or("-");
+    log_failure(g, cx, Some(user), reason);
+    if cx.exempt {
+        return Deny::Unauthorized(reason);
+    }
+    let outcome = g.brute.record_failure(IpKey::of(cx.client), user, short(&c.key));
+    let mut e = match outcome {
+        Outcome::UserBlocked { duration } => {
+            let mut e = Event::new(Kind::Block, "user_failures");
+            e.message = Some(format!(
+                "user {user} is blocked from {} for {} minutes",
+                cx.client,
+                duration.as_secs().div_ceil(60)
+            ));
+            e.user = Some(user);
+            e
+        }
+        Outcome::IpBlocked { duration } => {
+            let mut e = Event::new(Kind::Block, "spraying");
+            e.message = Some(fail2ban_line(cx.client, duration));
+            e
+        }
+        Outcome::Untracked => {
+            tracing::warn!("the brute-force table is full: a failure was not tracked");
+            return Deny::Unauthorized(reason);
+        }
+        Outcome::Counted { .. } | Outcome::Repeat => return Deny::Unauthorized(reason),
+    };
+    e.client_ip = Some(cx.client);
+    e.route = Some(cx.route);
+    e.request_id = Some(cx.request_id);
+    g.log.write(e);
+    Deny::Unauthorized(reason)
+}

@@ -1,0 +1,177 @@
+//! Background work of the edge-security state: sweeping idle buckets and
+//! expired blocks, refreshing the known-users list, polling SSO keys.
+//! Each task ends when the instance stops.
+
+use super::sso::parse_keys;
+use crate::body::empty;
+use crate::listen::Shared;
+use deskgate_config::SsoKeys;
+use http::{header, Request};
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often idle rate state and expired blocks are swept.
+const SWEEP: Duration = Duration::from_secs(5);
+/// Retry delay after a failed fetch (users list, keys).
+const RETRY: Duration = Duration::from_secs(5);
+
+pub fn spawn(shared: &Arc<Shared>) {
+    let sh = shared.clone();
+    tokio::spawn(async move {
+        let stop = sh.hard_stop();
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(SWEEP);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => sh.guard.sweep(),
+                _ = &mut stop => break,
+            }
+        }
+    });
+    if let Some(list) = shared.guard.settings.auth.users_list.clone() {
+        let sh = shared.clone();
+        tokio::spawn(until_stopped(shared, async move {
+            loop {
+                let wait = match fetch_users(&sh, &list).await {
+                    Ok(n) => {
+                        tracing::info!(users = n, "known-users list loaded");
+                        list.refresh
+                    }
+                    Err(e) => {
+                        tracing::warn!("known-users list not loaded ({e}); asking Finesse for every new user meanwhile");
+                        RETRY
+                    }
+                };
+                tokio::time::sleep(wait).await;
+            }
+        }));
+    }
+    let poll = match shared.guard.sso.as_ref().map(|s| &s.source) {
+        Some(SsoKeys::Url { poll, .. } | SsoKeys::File { poll, .. }) => Some(*poll),
+        _ => None,
+    };
+    if let Some(poll) = poll {
+        let sh = shared.clone();
+        tokio::spawn(until_stopped(shared, async move {
+            loop {
+                let wait = match fetch_keys(&sh).await {
+                    Ok(n) => {
+                        tracing::debug!(keys = n, "SSO keys loaded");
+                        poll
+                    }
+                    Err(e) => {
+                        tracing::warn!("SSO keys not refreshed: {e}");
+                        RETRY.min(poll)
+                    }
+                };
+                tokio::time::sleep(wait).await;
+            }
+        }));
+    }
+}
+
+fn until_stopped(
+    shared: &Arc<Shared>,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let stop = shared.hard_stop();
+    async move {
+        tokio::select! {
+            _ = work => {}
+            _ = stop => {}
+        }
+    }
+}
+
+/// GETs `path` from the first node of `component` (on this side) that answers 200.
+async fn fetch(
+    sh: &Shared,
+    component: &str,
+    node: Option<usize>,
+    path: &str,
+    authorization: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    let d = &sh.snapshot.deployment;
+    let comp = d
+        .components
+        .iter()
+        .find(|c| c.name == component)
+        .ok_or_else(|| format!("no component {component}"))?;
+    let nodes: Vec<_> = match node {
+        Some(i) => comp.nodes.get(i).into_iter().collect(),
+        None => comp.nodes.iter().filter(|n| n.side == sh.snapshot.side).collect(),
+    };
+    let mut last = "no node on this side".to_string();
+    for n in nodes {
+        let Some(client) = sh.snapshot.upstreams.get(n) else {
+            last = "the node is not reachable from this side".into();
+            continue;
+        };
+        let mut req = Request::get(format!("{}{path}", client.base))
+            .header(header::HOST, n.external_authority())
+            .header(header::USER_AGENT, "deskgate");
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let req = req.body(empty()).map_err(|e| e.to_string())?;
+        let exchange = async {
+            let resp = client.client.request(req).await.map_err(|e| format!("unreachable: {e}"))?;
+            let status = resp.status();
+            let body = http_body_util::Limited::new(resp.into_body(), 8 << 20)
+                .collect()
+                .await
+                .map_err(|e| format!("body: {e}"))?
+                .to_bytes();
+            if status.is_success() {
+                Ok(body.to_vec())
+            } else {
+                Err(format!("status {}", status.as_u16()))
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(10), exchange).await {
+            Ok(Ok(b)) => return Ok(b),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = "timed out".into(),
+        }
+    }
+    Err(last)
+}
+
+async fn fetch_users(sh: &Shared, list: &deskgate_config::UsersList) -> Result<usize, String> {
+    use base64::Engine;
+    let creds = std::env::var(&list.credentials_env)
+        .map_err(|_| format!("environment variable {} is not set", list.credentials_env))?;
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(creds)
+    );
+    let component = sh.guard.settings.auth.check_against.clone();
+    let body = fetch(sh, &component, None, &list.path, Some(&auth)).await?;
+    let users = super::validate::parse_users(&body)?;
+    let n = users.len();
+    *sh.guard.users.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(users));
+    Ok(n)
+}
+
+async fn fetch_keys(sh: &Shared) -> Result<usize, String> {
+    let Some(sso) = sh.guard.sso.as_ref() else {
+        return Ok(0);
+    };
+    let alg = sso.algorithm();
+    let bytes = match &sso.source {
+        SsoKeys::Url { component, node, path, .. } => fetch(sh, component, Some(*node), path, None).await?,
+        SsoKeys::File { path, .. } => {
+            let p = path.clone();
+            tokio::task::spawn_blocking(move || std::fs::read(p))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+        }
+        _ => return Ok(0),
+    };
+    let keys = parse_keys(&bytes, alg)?;
+    let n = keys.len();
+    sso.set_keys(keys);
+    Ok(n)
+}
