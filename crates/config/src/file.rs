@@ -87,6 +87,8 @@ pub struct ComponentFile {
     pub methods: Option<Vec<String>>,
     /// `finesse` (credentials checked against Finesse) or `none` (the sign-in flow itself).
     pub auth: Option<String>,
+    /// The Finesse component credentials are checked against (a Finesse component: itself).
+    pub check_against: Option<String>,
     /// Extra path patterns served without credentials.
     #[serde(default)]
     pub unauthenticated: Vec<String>,
@@ -206,7 +208,8 @@ pub struct LogFile {
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AuthFile {
-    /// The component credentials are checked against (default: the one `finesse` component).
+    /// The Finesse component that checks credentials for components without
+    /// their own `check_against` (default: the only `finesse` component).
     pub check_against: Option<String>,
     /// `METHOD /path/{user}` (default `GET /finesse/api/User/{user}`).
     pub validate: Option<String>,

@@ -24,6 +24,13 @@ pub struct Security {
 }
 
 impl Security {
+    /// The Finesse component that checks `c`'s credentials.
+    pub fn check_target<'a>(&'a self, c: &'a ComponentSecurity) -> &'a str {
+        c.check_against
+            .as_deref()
+            .unwrap_or(&self.auth.check_against)
+    }
+
     pub fn is_exempt(&self, ip: IpAddr) -> bool {
         let ip = crate::canonical_ip(ip);
         self.exempt.iter().any(|n| n.contains(&ip))
@@ -72,7 +79,8 @@ impl UpstreamCheck {
 
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
-    /// The component whose nodes credentials are checked against.
+    /// The Finesse component that checks credentials for components that
+    /// name none (empty when there is no single one).
     pub check_against: String,
     pub validate: UpstreamCheck,
     pub cache: CacheConfig,
@@ -190,6 +198,10 @@ pub struct RateClass {
 #[derive(Debug, Clone)]
 pub struct ComponentSecurity {
     pub auth: AuthMode,
+    /// The Finesse component whose nodes check this component's
+    /// credentials; a Finesse component checks its own. `None`: the
+    /// `[auth] check_against` default.
+    pub check_against: Option<String>,
     /// Paths served without credentials.
     pub unauthenticated: Vec<PathPattern>,
     /// The component's own rate.

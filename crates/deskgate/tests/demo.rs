@@ -230,6 +230,8 @@ async fn xmpp_client_signs_in_to_the_simulator_through_the_demo() {
         ("DG_DOMAIN", "cc.deskgate.test".into()),
         ("DG_USERS", users.into()),
         ("DG_BIG", "30000".into()),
+        // the session cookie of a REST sign-in opens the gate (mode c)
+        ("DG_PROOF", "cookie".into()),
         ("NODE_EXTRA_CA_CERTS", demo.get("CA certificate").into()),
     ];
     let Some(run) = js::run("xmpp-exchange.mjs", &["@xmpp/client"], &env).await else {

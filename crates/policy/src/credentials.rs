@@ -64,7 +64,17 @@ impl Hasher {
     }
 
     pub fn credential(&self, authorization: &[u8]) -> CredKey {
-        let tag = hmac::sign(&self.key, authorization);
+        self.credential_for(b"", authorization)
+    }
+
+    /// The key of a credential as checked by one Finesse cluster: the same
+    /// password is a different entry on another cluster.
+    pub fn credential_for(&self, checker: &[u8], authorization: &[u8]) -> CredKey {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(checker);
+        ctx.update(b"\n");
+        ctx.update(authorization);
+        let tag = ctx.sign();
         let mut out = [0u8; 16];
         out.copy_from_slice(&tag.as_ref()[..16]);
         out

@@ -157,8 +157,14 @@ pub(super) fn component_security(
             })
             .collect(),
     };
+    let check_against = match (kind, &c.check_against) {
+        (_, Some(n)) => Some(n.clone()),
+        (Kind::Finesse, None) => Some(c.name.clone()),
+        _ => None,
+    };
     ComponentSecurity {
         auth,
+        check_against,
         unauthenticated: defaults.into_iter().chain(extra).collect(),
         rate: rate(cx, c.rate, c.burst, kind.default_rate(), kp),
         classes,
@@ -172,6 +178,23 @@ pub(super) fn component_security(
     }
 }
 
+/// `name` must be a component of kind finesse.
+fn check_name(cx: &mut Ctx<'_>, components: &[Arc<Component>], name: &str, kp: &KeyPath) {
+    match components.iter().find(|c| c.name == name) {
+        Some(c) if c.kind == Kind::Finesse => {}
+        Some(_) => cx.p.add(
+            kp.clone(),
+            format!("component {name:?} is not of kind finesse"),
+            "name the Finesse component that credentials are checked against",
+        ),
+        None => cx.p.add(
+            kp.clone(),
+            format!("there is no component {name:?}"),
+            "name a [[component]] of kind finesse",
+        ),
+    }
+}
+
 /// The instance-wide security settings; `components` are the validated ones.
 pub(super) fn security(
     cx: &mut Ctx<'_>,
@@ -181,53 +204,43 @@ pub(super) fn security(
 ) -> Security {
     let akp = root.key("auth");
     let a = &f.auth;
-    let needs_finesse = components
+    let finesse: Vec<&Arc<Component>> = components
         .iter()
-        .any(|c| c.security.auth == AuthMode::Finesse);
+        .filter(|c| c.kind == Kind::Finesse)
+        .collect();
     let check_against = match &a.check_against {
         Some(name) => {
-            match components.iter().find(|c| &c.name == name) {
-                Some(c) if c.kind == Kind::Finesse => {}
-                Some(_) => cx.p.add(
-                    akp.key("check_against"),
-                    format!("component {name:?} is not of kind finesse"),
-                    "name the Finesse component that credentials are checked against",
-                ),
-                None => cx.p.add(
-                    akp.key("check_against"),
-                    format!("there is no component {name:?}"),
-                    "name a [[component]] of kind finesse",
-                ),
-            }
+            check_name(cx, components, name, &akp.key("check_against"));
             name.clone()
         }
-        None => {
-            let finesse: Vec<&Arc<Component>> = components
-                .iter()
-                .filter(|c| c.kind == Kind::Finesse)
-                .collect();
-            match finesse.as_slice() {
-                [one] => one.name.clone(),
-                [] if !needs_finesse => String::new(),
-                [] => {
-                    cx.p.add(
-                        akp.key("check_against"),
-                        "components use auth = \"finesse\" but no component is of kind finesse",
-                        "add the Finesse cluster as a [[component]] with kind = \"finesse\", or set auth = \"none\" on the others",
-                    );
-                    String::new()
-                }
-                _ => {
-                    cx.p.add(
-                        akp.key("check_against"),
-                        "several components are of kind finesse",
-                        "set [auth] check_against = \"<name>\" to the one that checks credentials",
-                    );
-                    String::new()
-                }
-            }
-        }
+        None => match finesse.as_slice() {
+            [one] => one.name.clone(),
+            _ => String::new(),
+        },
     };
+    for (i, c) in components.iter().enumerate() {
+        if c.security.auth != AuthMode::Finesse {
+            continue;
+        }
+        let kp = root.key("component").index(i).key("check_against");
+        match &c.security.check_against {
+            Some(name) if c.kind != Kind::Finesse || name != &c.name => {
+                check_name(cx, components, name, &kp)
+            }
+            Some(_) => {}
+            None if !check_against.is_empty() => {}
+            None if finesse.is_empty() => cx.p.add(
+                kp,
+                format!("component {:?} uses auth = \"finesse\" but no component is of kind finesse", c.name),
+                "add the Finesse cluster as a [[component]] with kind = \"finesse\", or set auth = \"none\" on this component",
+            ),
+            None => cx.p.add(
+                kp,
+                format!("there are several Finesse clusters: which one checks the credentials of {:?}?", c.name),
+                "set check_against = \"<finesse component>\" on this component, or [auth] check_against for all of them",
+            ),
+        }
+    }
     let dc = CacheConfig::default();
     let cache = CacheConfig {
         ttl: duration(cx, &a.cache_ttl, dc.ttl, &akp.key("cache_ttl")),

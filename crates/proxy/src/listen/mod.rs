@@ -160,7 +160,13 @@ pub async fn serve(tcp: TcpListener, listener: Arc<Listener>, shared: Arc<Shared
             builder.clone(),
         );
         tokio::spawn(connection(
-            stream, peer, (permit, ip_slot), acceptor, listener, shared, builder,
+            stream,
+            peer,
+            (permit, ip_slot),
+            acceptor,
+            listener,
+            shared,
+            builder,
         ));
     }
 }

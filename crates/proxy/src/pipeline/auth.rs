@@ -22,7 +22,10 @@ use std::sync::Arc;
 /// once, at step 7, so that rate limits can key by user on a hit).
 #[derive(Debug)]
 pub enum Known {
-    Valid { user: Arc<str>, refresh: bool },
+    Valid {
+        user: Arc<str>,
+        refresh: bool,
+    },
     Rejected,
     Unknown,
     /// No credential (or an unreadable one).
@@ -63,6 +66,7 @@ pub fn known(g: &Guard, p: &Presented) -> Known {
 
 /// Where the request is going, for the security log.
 pub struct Context<'a> {
+    pub component: &'a Arc<deskgate_config::Component>,
     pub client: IpAddr,
     pub exempt: bool,
     pub route: &'a str,
@@ -88,7 +92,7 @@ pub async fn verify(
     match known {
         Known::Valid { user, refresh } => {
             if refresh {
-                background_refresh(&conn.shared, c, &user);
+                background_refresh(&conn.shared, cx, c, &user);
             }
             Ok(user)
         }
@@ -104,12 +108,12 @@ async fn basic(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Result
     let shared = &conn.shared;
     let g = &shared.guard;
     let user = c.claimed_user.clone().unwrap_or_default();
-    if g.user_known(&user) == Some(false) {
+    if g.user_known(g.checker(cx.component), &user) == Some(false) {
         // not a Finesse user: refused without asking Finesse
         g.creds.reject(c.key);
         return Err(failure(g, cx, c, "unknown_user"));
     }
-    let Some(check) = g.check.clone() else {
+    let Some(check) = g.check_for(cx.component) else {
         return Err(Deny::AuthUnavailable);
     };
     let creds = g.creds.clone();
@@ -142,7 +146,10 @@ async fn basic(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Result
             if let Lookup::Valid { entry, .. } = g.creds.lookup(&c.key) {
                 return Ok(entry.user.clone());
             }
-            tracing::warn!(reason, "a credential could not be checked: Finesse gave no answer");
+            tracing::warn!(
+                reason,
+                "a credential could not be checked: Finesse gave no answer"
+            );
             Err(Deny::AuthUnavailable)
         }
     }
@@ -161,7 +168,7 @@ async fn bearer(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Resul
             log_failure(g, cx, None, "malformed_token");
             return Err(Deny::Unauthorized("malformed_token"));
         };
-        let Some(base) = g.check.clone() else {
+        let Some(base) = g.check_for(cx.component) else {
             return Err(Deny::AuthUnavailable);
         };
         let check = crate::security::validate::Check {
@@ -208,9 +215,10 @@ async fn bearer(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Resul
 
 /// Re-checks a cached credential in the background with this request's
 /// header; the request itself is answered from the cache.
-fn background_refresh(shared: &Arc<Shared>, c: &Credential, user: &Arc<str>) {
+fn background_refresh(shared: &Arc<Shared>, cx: &Context<'_>, c: &Credential, user: &Arc<str>) {
     let g = &shared.guard;
-    let Some(check) = g.check.clone() else {
+    let Some(check) = g.check_for(cx.component) else {
+        g.creds.refresh_abandoned(&c.key);
         return;
     };
     let key = c.key;
@@ -228,7 +236,9 @@ fn background_refresh(shared: &Arc<Shared>, c: &Credential, user: &Arc<str>) {
                     g.creds.reject(key);
                     let mut e = Event::new(Kind::AuthFailure, "revoked");
                     e.user = Some(&u);
-                    e.message = Some("Finesse no longer accepts this credential: dropped from the cache".into());
+                    e.message = Some(
+                        "Finesse no longer accepts this credential: dropped from the cache".into(),
+                    );
                     g.log.write(e);
                 }
                 Answer::Inconclusive(_) => g.creds.inconclusive(&key),
@@ -257,7 +267,9 @@ fn failure(g: &Guard, cx: &Context<'_>, c: &Credential, reason: &'static str) ->
     if cx.exempt {
         return Deny::Unauthorized(reason);
     }
-    let outcome = g.brute.record_failure(IpKey::of(cx.client), user, short(&c.key));
+    let outcome = g
+        .brute
+        .record_failure(IpKey::of(cx.client), user, short(&c.key));
     let mut e = match outcome {
         Outcome::UserBlocked { duration } => {
             let mut e = Event::new(Kind::Block, "user_failures");

@@ -62,9 +62,10 @@ pub async fn handle(
     );
     let served = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let is_h1 = req.version() != Version::HTTP_2;
+    let script = is_script_request(req.headers());
     let (mut resp, deny) = match run(req, &conn, &mut guard.record).await {
         Ok(r) => (r, None),
-        Err(d) => (deny_response(d, &conn.shared.guard), Some(d)),
+        Err(d) => (deny_response(d, &conn.shared.guard, script), Some(d)),
     };
     let upgraded = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     headers::to_client(resp.headers_mut(), upgraded, conn.listener.hsts);
@@ -114,6 +115,7 @@ async fn run(
         req.headers(),
         upgrade && g.settings.websocket.subprotocol,
         &g.hasher,
+        g.checker(comp),
     );
     // 5. blocked clients
     blocked::check(g, client.ip, exempt, &presented)?;
@@ -151,6 +153,7 @@ async fn run(
     )?;
     // 8. authentication, 9. WebSocket gate
     let cx = auth::Context {
+        component: comp,
         client: client.ip,
         exempt,
         route: &comp.name,
@@ -203,7 +206,20 @@ fn authority_of<B>(req: &Request<B>) -> Result<Option<&str>, Deny> {
     }
 }
 
-fn deny_response(d: Deny, g: &Guard) -> Response<ProxyBody> {
+/// A request made by a page's script (fetch, XHR) rather than by the user
+/// navigating: browsers tell with `Sec-Fetch-Mode`, older libraries with
+/// `X-Requested-With`.
+fn is_script_request(h: &http::HeaderMap) -> bool {
+    h.get("sec-fetch-mode")
+        .is_some_and(|v| v.as_bytes() != b"navigate")
+        || h.contains_key("x-requested-with")
+}
+
+/// `script`: the challenge of a 401 uses a scheme browsers do not prompt
+/// for (`DeskgateBasic`), so a desktop whose agent mistyped shows its own
+/// sign-in error instead of a browser password dialog; other clients
+/// (curl, a user opening an API URL) get the usual `Basic` challenge.
+fn deny_response(d: Deny, g: &Guard, script: bool) -> Response<ProxyBody> {
     let mut r = Response::new(full(d.body()));
     *r.status_mut() = d.status();
     let h = r.headers_mut();
@@ -214,7 +230,10 @@ fn deny_response(d: Deny, g: &Guard) -> Response<ProxyBody> {
     match d {
         Deny::Unauthorized(_) | Deny::WebSocketDenied(_) => {
             let realm = &g.settings.auth.realm;
-            if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")) {
+            let scheme = if script { "DeskgateBasic" } else { "Basic" };
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("{scheme} realm=\"{realm}\", charset=\"UTF-8\""))
+            {
                 h.append(header::WWW_AUTHENTICATE, v);
             }
             if g.sso.is_some() {

@@ -83,7 +83,15 @@ pub fn check(
     }
 }
 
-fn log(g: &Guard, kind: Kind, reason: &str, s: &Subject<'_>, rec: &Record, _d: &Deployment, dry: bool) {
+fn log(
+    g: &Guard,
+    kind: Kind,
+    reason: &str,
+    s: &Subject<'_>,
+    rec: &Record,
+    _d: &Deployment,
+    dry: bool,
+) {
     let mut e = Event::new(kind, reason);
     e.client_ip = Some(s.client);
     e.user = s.known_user;

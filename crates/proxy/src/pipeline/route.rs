@@ -96,6 +96,14 @@ mod tests {
                 methods: vec![],
                 case_insensitive: false,
             },
+            security: deskgate_config::ComponentSecurity {
+                auth: deskgate_config::AuthMode::None,
+                check_against: None,
+                unauthenticated: vec![],
+                rate: Kind::Finesse.default_rate(),
+                classes: vec![],
+                in_flight: 1,
+            },
             nodes: vec![],
         });
         let route = |host: &str| Route {

@@ -49,8 +49,9 @@ pub enum Presented {
 const MAX_USER: usize = 256;
 
 /// Reads the request's credential. `subprotocol`: mode (b) is on and this is
-/// a WebSocket upgrade.
-pub fn presented(h: &HeaderMap, subprotocol: bool, hasher: &Hasher) -> Presented {
+/// a WebSocket upgrade. `checker` names the Finesse cluster that checks it
+/// (it keys the cache).
+pub fn presented(h: &HeaderMap, subprotocol: bool, hasher: &Hasher, checker: &str) -> Presented {
     let mut values = h.get_all(header::AUTHORIZATION).iter();
     let (value, from_subprotocol) = match (values.next(), values.next()) {
         (Some(_), Some(_)) => return Presented::Malformed,
@@ -92,7 +93,7 @@ pub fn presented(h: &HeaderMap, subprotocol: bool, hasher: &Hasher) -> Presented
         Scheme::Bearer => format!("Bearer {rest}"),
     };
     Presented::Some(Credential {
-        key: hasher.credential(authorization.as_bytes()),
+        key: hasher.credential_for(checker.as_bytes(), authorization.as_bytes()),
         authorization,
         scheme,
         claimed_user,
@@ -147,7 +148,7 @@ mod tests {
     fn basic_and_bearer_are_read_and_keyed() {
         let hasher = Hasher::random().expect("rng");
         let v = basic("1001:secret");
-        let Presented::Some(c) = presented(&headers(&[("authorization", &v)]), false, &hasher)
+        let Presented::Some(c) = presented(&headers(&[("authorization", &v)]), false, &hasher, "f")
         else {
             panic!("not read");
         };
@@ -157,14 +158,22 @@ mod tests {
         // `basic` spelt another way is the same credential
         let lower = v.replacen("Basic", "basic", 1);
         let Presented::Some(c2) =
-            presented(&headers(&[("authorization", &lower)]), false, &hasher)
+            presented(&headers(&[("authorization", &lower)]), false, &hasher, "f")
         else {
             panic!("not read");
         };
         assert_eq!(c.key, c2.key);
         assert!(matches!(
-            presented(&headers(&[("authorization", "Bearer abc.def.ghi")]), false, &hasher),
-            Presented::Some(Credential { scheme: Scheme::Bearer, .. })
+            presented(
+                &headers(&[("authorization", "Bearer abc.def.ghi")]),
+                false,
+                &hasher,
+                "f"
+            ),
+            Presented::Some(Credential {
+                scheme: Scheme::Bearer,
+                ..
+            })
         ));
     }
 
@@ -173,18 +182,34 @@ mod tests {
         let hasher = Hasher::random().expect("rng");
         let nocolon = format!("Basic {}", STANDARD.encode("nocolon"));
         let nouser = basic(":pw");
-        for v in ["Digest x", "Basic !!!", "Basic", "Bearer ", &nocolon, &nouser] {
+        for v in [
+            "Digest x",
+            "Basic !!!",
+            "Basic",
+            "Bearer ",
+            &nocolon,
+            &nouser,
+        ] {
             assert!(
                 matches!(
-                    presented(&headers(&[("authorization", v)]), false, &hasher),
+                    presented(&headers(&[("authorization", v)]), false, &hasher, "f"),
                     Presented::Malformed
                 ),
                 "{v}"
             );
         }
-        let two = headers(&[("authorization", &basic("a:b")), ("authorization", &basic("c:d"))]);
-        assert!(matches!(presented(&two, false, &hasher), Presented::Malformed));
-        assert!(matches!(presented(&HeaderMap::new(), true, &hasher), Presented::None));
+        let two = headers(&[
+            ("authorization", &basic("a:b")),
+            ("authorization", &basic("c:d")),
+        ]);
+        assert!(matches!(
+            presented(&two, false, &hasher, "f"),
+            Presented::Malformed
+        ));
+        assert!(matches!(
+            presented(&HeaderMap::new(), true, &hasher, "f"),
+            Presented::None
+        ));
     }
 
     #[test]
@@ -193,8 +218,11 @@ mod tests {
         let hasher = Hasher::random().expect("rng");
         let offer = format!("xmpp, auth.basic.{}", URL_SAFE_NO_PAD.encode("1001:pw"));
         let mut h = headers(&[("sec-websocket-protocol", &offer)]);
-        assert!(matches!(presented(&h, false, &hasher), Presented::None));
-        let Presented::Some(c) = presented(&h, true, &hasher) else {
+        assert!(matches!(
+            presented(&h, false, &hasher, "f"),
+            Presented::None
+        ));
+        let Presented::Some(c) = presented(&h, true, &hasher, "f") else {
             panic!("not read");
         };
         assert!(c.from_subprotocol);

@@ -37,9 +37,10 @@ pub struct Guard {
     pub hasher: Hasher,
     pub creds: Arc<CredentialCache>,
     pub validator: Arc<Validator>,
-    pub check: Option<Check>,
-    /// Known user ids and names, once the optional list has been fetched.
-    pub users: RwLock<Option<Arc<HashSet<String>>>>,
+    /// Component -> how its credentials are checked.
+    checks: HashMap<usize, Check>,
+    /// Finesse component -> its known user ids and names, once fetched.
+    pub users: RwLock<HashMap<String, Arc<HashSet<String>>>>,
     pub sso: Option<sso::Verifier>,
     pub brute: BruteForce,
     rates: HashMap<usize, ComponentRates>,
@@ -62,7 +63,12 @@ fn component_key(c: &Arc<Component>) -> usize {
 }
 
 impl Guard {
-    pub fn new(d: &Deployment, side: Side, log: SecurityLog, clock: Clock) -> Result<Guard, String> {
+    pub fn new(
+        d: &Deployment,
+        side: Side,
+        log: SecurityLog,
+        clock: Clock,
+    ) -> Result<Guard, String> {
         let s = d.security.clone();
         let nat = s.rate.nat_factor;
         let rates = d
@@ -81,14 +87,24 @@ impl Guard {
                 (component_key(c), r)
             })
             .collect();
-        let check = d
+        let checks = d
             .components
             .iter()
-            .find(|c| c.name == s.auth.check_against)
-            .map(|c| Check {
-                nodes: c.nodes.iter().filter(|n| n.side == side).cloned().collect(),
-                request: s.auth.validate.clone(),
-            });
+            .filter_map(|c| {
+                let target = s.check_target(&c.security);
+                let finesse = d.components.iter().find(|f| f.name == target)?;
+                let check = Check {
+                    nodes: finesse
+                        .nodes
+                        .iter()
+                        .filter(|n| n.side == side)
+                        .cloned()
+                        .collect(),
+                    request: s.auth.validate.clone(),
+                };
+                Some((component_key(c), check))
+            })
+            .collect();
         let sso = match &s.sso {
             Some(cfg) => Some(sso::Verifier::new(cfg, &clock)?),
             None => None,
@@ -96,9 +112,12 @@ impl Guard {
         Ok(Guard {
             hasher: Hasher::random()?,
             creds: Arc::new(CredentialCache::new(s.auth.cache.clone(), clock.clone())),
-            validator: Arc::new(Validator::new(s.auth.max_validations, s.auth.validation_timeout)),
-            check,
-            users: RwLock::new(None),
+            validator: Arc::new(Validator::new(
+                s.auth.max_validations,
+                s.auth.validation_timeout,
+            )),
+            checks,
+            users: RwLock::new(HashMap::new()),
             sso,
             brute: BruteForce::new(s.brute_force.clone(), clock.clone()),
             rates,
@@ -179,10 +198,22 @@ impl Guard {
         .ok()
     }
 
-    /// Is `user` on the known-users list? `None` while no list is loaded.
-    pub fn user_known(&self, user: &str) -> Option<bool> {
-        let list = self.users.read().unwrap_or_else(|p| p.into_inner());
-        list.as_ref().map(|l| l.contains(&user.to_ascii_lowercase()))
+    /// How `c`'s credentials are checked.
+    pub fn check_for(&self, c: &Arc<Component>) -> Option<Check> {
+        self.checks.get(&component_key(c)).cloned()
+    }
+
+    /// The Finesse component that checks `c`'s credentials.
+    pub fn checker<'a>(&'a self, c: &'a Component) -> &'a str {
+        self.settings.check_target(&c.security)
+    }
+
+    /// Is `user` on `checker`'s known-users list? `None` while none is loaded.
+    pub fn user_known(&self, checker: &str, user: &str) -> Option<bool> {
+        let lists = self.users.read().unwrap_or_else(|p| p.into_inner());
+        lists
+            .get(checker)
+            .map(|l| l.contains(&user.to_ascii_lowercase()))
     }
 
     /// The cache key of a credential's user, for user-keyed buckets and caps.
@@ -227,7 +258,11 @@ fn cookie_values(h: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// Removes our cookie from what the upstream sees.
 pub fn strip_session_cookie(h: &mut HeaderMap) {
-    if !h.get_all(header::COOKIE).iter().any(|v| v.as_bytes().windows(SESSION_COOKIE.len()).any(|w| w == SESSION_COOKIE.as_bytes())) {
+    if !h.get_all(header::COOKIE).iter().any(|v| {
+        v.as_bytes()
+            .windows(SESSION_COOKIE.len())
+            .any(|w| w == SESSION_COOKIE.as_bytes())
+    }) {
         return;
     }
     let kept: Vec<String> = h
@@ -268,7 +303,10 @@ mod tests {
         strip_session_cookie(&mut h);
         assert_eq!(h.get(header::COOKIE).expect("kept"), "a=1; b=2");
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("__Host-deskgate-session=v1"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-deskgate-session=v1"),
+        );
         strip_session_cookie(&mut h);
         assert!(h.get(header::COOKIE).is_none());
         let mut h = HeaderMap::new();

@@ -81,7 +81,8 @@ impl Verifier {
             SsoKeys::File { path, .. } => {
                 let bytes = std::fs::read(path)
                     .map_err(|e| format!("SSO keys file {}: {e}", path.display()))?;
-                parse_keys(&bytes, alg).map_err(|e| format!("SSO keys file {}: {e}", path.display()))?
+                parse_keys(&bytes, alg)
+                    .map_err(|e| format!("SSO keys file {}: {e}", path.display()))?
             }
             SsoKeys::Url { .. } | SsoKeys::Upstream { .. } => KeySet::default(),
         };
@@ -149,10 +150,11 @@ impl Verifier {
         if keys.is_empty() {
             return Err("no_keys_yet");
         }
-        let candidates: Vec<&DecodingKey> = match header.kid.as_deref().and_then(|k| keys.by_kid.get(k)) {
-            Some(k) => vec![k],
-            None => keys.anonymous.iter().chain(keys.by_kid.values()).collect(),
-        };
+        let candidates: Vec<&DecodingKey> =
+            match header.kid.as_deref().and_then(|k| keys.by_kid.get(k)) {
+                Some(k) => vec![k],
+                None => keys.anonymous.iter().chain(keys.by_kid.values()).collect(),
+            };
         let mut refusal = "bad_signature";
         for key in candidates {
             match jsonwebtoken::decode::<serde_json::Value>(token, key, &self.validation) {
@@ -181,7 +183,10 @@ impl Verifier {
             .and_then(|v| v.as_str())
             .filter(|u| !u.is_empty() && u.len() <= 256)
             .ok_or("no_user_claim")?;
-        let exp = c.get("exp").and_then(|v| v.as_u64()).ok_or("missing_claim")?;
+        let exp = c
+            .get("exp")
+            .and_then(|v| v.as_u64())
+            .ok_or("missing_claim")?;
         Ok(Verified {
             user: user.into(),
             exp,
@@ -216,7 +221,8 @@ pub fn parse_keys(bytes: &[u8], alg: Algorithm) -> Result<KeySet, String> {
     let text = String::from_utf8_lossy(bytes);
     let mut set = KeySet::default();
     if text.trim_start().starts_with('{') {
-        let jwks: JwkSet = serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let jwks: JwkSet =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS document: {e}"))?;
         for jwk in &jwks.keys {
             let Ok(key) = DecodingKey::from_jwk(jwk) else {
                 continue;
@@ -234,7 +240,9 @@ pub fn parse_keys(bytes: &[u8], alg: Algorithm) -> Result<KeySet, String> {
                 jsonwebtoken::AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(block.as_bytes()),
                 jsonwebtoken::AlgorithmFamily::Ec => DecodingKey::from_ec_pem(block.as_bytes()),
                 jsonwebtoken::AlgorithmFamily::Ed => DecodingKey::from_ed_pem(block.as_bytes()),
-                jsonwebtoken::AlgorithmFamily::Hmac => return Err("HMAC keys are not public keys".into()),
+                jsonwebtoken::AlgorithmFamily::Hmac => {
+                    return Err("HMAC keys are not public keys".into())
+                }
             };
             if let Ok(k) = key {
                 set.anonymous.push(k);

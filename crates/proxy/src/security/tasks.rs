@@ -29,13 +29,24 @@ pub fn spawn(shared: &Arc<Shared>) {
             }
         }
     });
-    if let Some(list) = shared.guard.settings.auth.users_list.clone() {
+    let d = &shared.snapshot.deployment;
+    let mut checkers: Vec<String> = d
+        .components
+        .iter()
+        .filter(|c| c.security.auth == deskgate_config::AuthMode::Finesse)
+        .map(|c| d.security.check_target(&c.security).to_string())
+        .collect();
+    checkers.sort();
+    checkers.dedup();
+    let list = shared.guard.settings.auth.users_list.clone();
+    for checker in checkers.into_iter().filter(|_| list.is_some()) {
+        let Some(list) = list.clone() else { break };
         let sh = shared.clone();
         tokio::spawn(until_stopped(shared, async move {
             loop {
-                let wait = match fetch_users(&sh, &list).await {
+                let wait = match fetch_users(&sh, &checker, &list).await {
                     Ok(n) => {
-                        tracing::info!(users = n, "known-users list loaded");
+                        tracing::info!(users = n, finesse = %checker, "known-users list loaded");
                         list.refresh
                     }
                     Err(e) => {
@@ -100,7 +111,11 @@ async fn fetch(
         .ok_or_else(|| format!("no component {component}"))?;
     let nodes: Vec<_> = match node {
         Some(i) => comp.nodes.get(i).into_iter().collect(),
-        None => comp.nodes.iter().filter(|n| n.side == sh.snapshot.side).collect(),
+        None => comp
+            .nodes
+            .iter()
+            .filter(|n| n.side == sh.snapshot.side)
+            .collect(),
     };
     let mut last = "no node on this side".to_string();
     for n in nodes {
@@ -116,7 +131,11 @@ async fn fetch(
         }
         let req = req.body(empty()).map_err(|e| e.to_string())?;
         let exchange = async {
-            let resp = client.client.request(req).await.map_err(|e| format!("unreachable: {e}"))?;
+            let resp = client
+                .client
+                .request(req)
+                .await
+                .map_err(|e| format!("unreachable: {e}"))?;
             let status = resp.status();
             let body = http_body_util::Limited::new(resp.into_body(), 8 << 20)
                 .collect()
@@ -138,7 +157,11 @@ async fn fetch(
     Err(last)
 }
 
-async fn fetch_users(sh: &Shared, list: &deskgate_config::UsersList) -> Result<usize, String> {
+async fn fetch_users(
+    sh: &Shared,
+    checker: &str,
+    list: &deskgate_config::UsersList,
+) -> Result<usize, String> {
     use base64::Engine;
     let creds = std::env::var(&list.credentials_env)
         .map_err(|_| format!("environment variable {} is not set", list.credentials_env))?;
@@ -146,11 +169,14 @@ async fn fetch_users(sh: &Shared, list: &deskgate_config::UsersList) -> Result<u
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(creds)
     );
-    let component = sh.guard.settings.auth.check_against.clone();
-    let body = fetch(sh, &component, None, &list.path, Some(&auth)).await?;
+    let body = fetch(sh, checker, None, &list.path, Some(&auth)).await?;
     let users = super::validate::parse_users(&body)?;
     let n = users.len();
-    *sh.guard.users.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(users));
+    sh.guard
+        .users
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(checker.to_string(), Arc::new(users));
     Ok(n)
 }
 
@@ -160,7 +186,12 @@ async fn fetch_keys(sh: &Shared) -> Result<usize, String> {
     };
     let alg = sso.algorithm();
     let bytes = match &sso.source {
-        SsoKeys::Url { component, node, path, .. } => fetch(sh, component, Some(*node), path, None).await?,
+        SsoKeys::Url {
+            component,
+            node,
+            path,
+            ..
+        } => fetch(sh, component, Some(*node), path, None).await?,
         SsoKeys::File { path, .. } => {
             let p = path.clone();
             tokio::task::spawn_blocking(move || std::fs::read(p))

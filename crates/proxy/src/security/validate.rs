@@ -53,7 +53,9 @@ impl Validator {
         self.sent.load(Ordering::Relaxed)
     }
 
-    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<CredKey, watch::Receiver<Option<Answer>>>> {
+    fn flights(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<CredKey, watch::Receiver<Option<Answer>>>> {
         self.flights.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -127,18 +129,30 @@ impl Validator {
 
     /// Tries the nodes in order until one gives a yes or a no; a rejection
     /// is never retried on another node (Finesse counts failed sign-ins).
-    async fn ask_with(&self, snap: &Snapshot, check: &Check, authorization: &str, user: &str) -> Answer {
+    async fn ask_with(
+        &self,
+        snap: &Snapshot,
+        check: &Check,
+        authorization: &str,
+        user: &str,
+    ) -> Answer {
         let mut last = Answer::Inconclusive("no_node");
         for node in check.nodes.iter() {
             self.sent.fetch_add(1, Ordering::Relaxed);
-            last = match self.one(snap, node, &check.request, authorization, user).await {
+            last = match self
+                .one(snap, node, &check.request, authorization, user)
+                .await
+            {
                 Ok(StatusCode::OK) => return Answer::Valid,
-                Ok(s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)) => {
-                    return Answer::Rejected(s.as_u16())
-                }
+                Ok(
+                    s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+                ) => return Answer::Rejected(s.as_u16()),
                 Ok(s) if s.is_server_error() => Answer::Inconclusive("upstream_5xx"),
                 Ok(s) => {
-                    tracing::warn!(status = s.as_u16(), "the credential check got an unexpected answer; check [auth] validate");
+                    tracing::warn!(
+                        status = s.as_u16(),
+                        "the credential check got an unexpected answer; check [auth] validate"
+                    );
                     Answer::Inconclusive("unexpected_status")
                 }
                 Err(reason) => Answer::Inconclusive(reason),
@@ -170,10 +184,16 @@ impl Validator {
             .body(empty())
             .map_err(|_| "bad_request")?;
         let exchange = async {
-            let resp = client.client.request(request).await.map_err(|_| "upstream_unreachable")?;
+            let resp = client
+                .client
+                .request(request)
+                .await
+                .map_err(|_| "upstream_unreachable")?;
             let status = resp.status();
             // read the small answer so the pooled connection can be reused
-            let _ = http_body_util::Limited::new(resp.into_body(), 1 << 20).collect().await;
+            let _ = http_body_util::Limited::new(resp.into_body(), 1 << 20)
+                .collect()
+                .await;
             Ok(status)
         };
         tokio::time::timeout(self.timeout, exchange)
