@@ -20,6 +20,7 @@ pub mod names;
 pub mod resources;
 pub mod rest;
 pub mod server;
+pub mod sso;
 pub mod xml;
 pub mod xmpp;
 
@@ -52,7 +53,12 @@ pub struct Cluster {
     presence_grace_ms: AtomicU64,
     counters: Mutex<HashMap<String, u64>>,
     seq: AtomicU64,
+    sso: std::sync::OnceLock<Option<sso::Issuer>>,
 }
+
+/// `iss` and `aud` of the simulator's SSO tokens.
+pub const SSO_ISSUER: &str = "https://ids.cc.deskgate.test:8553/ids/v1";
+pub const SSO_AUDIENCE: &str = "finesse";
 
 impl Cluster {
     pub fn new(users: Vec<User>, xmpp_domain: &str, lockout: LockoutPolicy) -> Arc<Cluster> {
@@ -66,6 +72,7 @@ impl Cluster {
             presence_grace_ms: AtomicU64::new(DEFAULT_PRESENCE_GRACE.as_millis() as u64),
             counters: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(1),
+            sso: std::sync::OnceLock::new(),
         })
     }
 
@@ -90,6 +97,19 @@ impl Cluster {
 
     pub fn sign_in(&self, id: &str, password: &str) -> SignIn {
         self.dir().sign_in(id, password, Instant::now())
+    }
+
+    /// The simulated IdS that signs SSO tokens (its RSA key is made on first use).
+    pub fn sso(&self) -> Option<&sso::Issuer> {
+        self.sso
+            .get_or_init(|| match sso::Issuer::new(SSO_ISSUER, SSO_AUDIENCE) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    tracing::error!("SSO is unavailable: {e}");
+                    None
+                }
+            })
+            .as_ref()
     }
 
     pub fn check_password(&self, id: &str, password: &str) -> bool {

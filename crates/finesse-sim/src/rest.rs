@@ -97,19 +97,42 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((id.to_string(), password.to_string()))
 }
 
-/// Authenticates, then runs `f` with the signed-in user.
+/// `Bearer <token>`.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Authenticates (Basic, or an SSO bearer token), then runs `f` with the signed-in user.
 fn with_user(c: &Call<'_>, cluster: &Cluster, f: impl FnOnce(&User) -> Reply) -> Reply {
-    let Some((id, password)) = basic_credentials(c.headers) else {
-        return unauthorized("");
-    };
-    match cluster.sign_in(&id, &password) {
-        SignIn::Ok => {}
-        SignIn::Failed => return unauthorized(&id),
-        SignIn::Locked => {
-            tracing::info!(user = %id, "sign-in refused: user is locked");
-            return unauthorized(&id);
+    let id = if let Some(token) = bearer_token(c.headers) {
+        // SSO: a token our IdS signed names the user
+        match cluster.sso().and_then(|s| s.verify(token)) {
+            Some(id) => id,
+            None => {
+                cluster.count("failed-token");
+                return unauthorized("");
+            }
         }
-    }
+    } else {
+        let Some((id, password)) = basic_credentials(c.headers) else {
+            return unauthorized("");
+        };
+        match cluster.sign_in(&id, &password) {
+            SignIn::Ok => {}
+            SignIn::Failed => {
+                cluster.count("failed-sign-in");
+                return unauthorized(&id);
+            }
+            SignIn::Locked => {
+                cluster.count("failed-sign-in");
+                tracing::info!(user = %id, "sign-in refused: user is locked");
+                return unauthorized(&id);
+            }
+        }
+        id
+    };
     if cluster.outage() {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,

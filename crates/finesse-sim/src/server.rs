@@ -263,6 +263,19 @@ async fn dispatch(req: Request<Incoming>, peer: SocketAddr, ctx: &Ctx) -> Reply 
         };
         return crate::rest::handle(&call, &ctx.cluster);
     }
+    if matches!(
+        path.as_str(),
+        "/desktop/sso/token" | "/ids/v1/keys" | "/ids/v1/keys.pem"
+    ) {
+        let query = req.uri().query().unwrap_or("").to_string();
+        let (parts, body) = req.into_parts();
+        let body = Limited::new(body, 64 * 1024)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return crate::sso::endpoint(&path, &parts.method, &query, &body, &ctx.cluster);
+    }
     crate::desktop::handle(
         &path,
         req.uri().query(),
