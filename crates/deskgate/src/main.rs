@@ -1,6 +1,7 @@
 //! deskgate: the command line. Thin: parse, load config, start, handle signals.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod demo;
 mod gencerts;
 
@@ -52,6 +53,18 @@ enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10000))]
         agents: u32,
     },
+    /// List the clients blocked for brute force (user + IP, or whole IP), through the admin socket.
+    Blocks {
+        #[command(flatten)]
+        admin: admin::Target,
+    },
+    /// Lift a block: `IP` (whole-IP block) or `USER@IP`, through the admin socket.
+    Unblock {
+        #[command(flatten)]
+        admin: admin::Target,
+        /// `192.0.2.7`, `2001:db8::1` (its /64) or `1001@192.0.2.7`.
+        target: String,
+    },
     /// Make a private CA and every certificate and key the config names that is missing.
     /// For labs, tests and the example only: production brings its own certificates.
     GenCerts {
@@ -102,6 +115,8 @@ fn main() -> ExitCode {
             }
             None => ExitCode::FAILURE,
         },
+        Command::Blocks { admin } => admin::blocks(&admin),
+        Command::Unblock { admin, target } => admin::unblock(&admin, &target),
         Command::GenCerts { config, force } => match gencerts::run(&config, force) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

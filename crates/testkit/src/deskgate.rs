@@ -11,6 +11,8 @@ pub struct Gate {
     pub listeners: HashMap<String, SocketAddr>,
     pub internal: Option<SocketAddr>,
     pub access_log: PathBuf,
+    /// Where `one_route` configs write the security log.
+    pub security_log: PathBuf,
 }
 
 impl Gate {
@@ -43,6 +45,7 @@ impl Gate {
             internal: running.internal,
             running: Some(running),
             access_log: pki.path().join("access.log"),
+            security_log: pki.path().join("security.log"),
         }
     }
 
@@ -62,6 +65,25 @@ impl Gate {
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
+        }
+    }
+
+    /// Security log lines, once one matches `want` (or after 10 s).
+    pub async fn security_lines(
+        &self,
+        want: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&self.security_log).unwrap_or_default();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            if lines.iter().any(&want) || tokio::time::Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
@@ -201,6 +223,7 @@ admin_socket = "{admin}"
 
 [log]
 access = "{log}"
+security = "{seclog}"
 
 {extra}
 "#,
@@ -213,6 +236,7 @@ access = "{log}"
         internal = s.internal,
         up = s.upstream,
         log = log.display(),
+        seclog = pki.path().join("security.log").display(),
         admin = pki.path().join("admin.sock").display(),
         extra = s.extra,
         component_extra = s.component_extra,

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod deskgate;
+pub mod edge;
 pub mod h2raw;
 pub mod js;
 pub mod mock;

@@ -24,6 +24,30 @@ pub enum Behaviour {
     ResetMidBody,
     /// 101 for upgrades (with `xmpp` when offered), then echoes raw bytes.
     WebSocketEcho,
+    /// Checks Basic credentials like Finesse: user `U` has password
+    /// `pw-U` ([`mock_password`]); a wrong one gets 401, a right one or none
+    /// gets `Echo`'s answer; upgrades get `WebSocketEcho`'s. Records all.
+    Finesse,
+}
+
+/// The password of user `user` on a `Behaviour::Finesse` mock.
+pub fn mock_password(user: &str) -> String {
+    format!("pw-{user}")
+}
+
+/// Does the head carry a Basic credential, and is it right for the mock?
+fn mock_credential(head: &str) -> Option<bool> {
+    use base64::Engine;
+    let value = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.trim().to_string())?;
+    let b64 = value.strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some(password == mock_password(user))
 }
 
 /// A running mock; the task stops when this is dropped.
@@ -163,8 +187,25 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         if let Behaviour::DelayedEcho = b {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        let is_upgrade = head.to_ascii_lowercase().contains("\r\nupgrade: websocket");
+        let b = match b {
+            Behaviour::Finesse if is_upgrade => Behaviour::WebSocketEcho,
+            Behaviour::Finesse if mock_credential(&head) == Some(false) => {
+                let body = "<ApiErrors><ApiError><ErrorType>Authorization Failure</ErrorType></ApiError></ApiErrors>";
+                let resp = format!(
+                    "HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\nContent-Type: application/xml\r\n\r\n{body}",
+                    body.len()
+                );
+                if s.write_all(resp.as_bytes()).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Behaviour::Finesse => Behaviour::Echo,
+            other => other,
+        };
         match b {
-            Behaviour::Echo | Behaviour::DelayedEcho => {
+            Behaviour::Echo | Behaviour::DelayedEcho | Behaviour::Finesse => {
                 let body = format!("{head}\r\nbody-bytes: {body_len}\r\n");
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nServer: mock-upstream/9.9\r\nX-Upstream: yes\r\n\r\n{body}",

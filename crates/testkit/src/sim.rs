@@ -38,7 +38,38 @@ pub enum NodeTls {
     MutualWithoutCert,
 }
 
+/// What `sim_rig_with` puts around the node.
+pub struct SimOptions<'a> {
+    pub tls: NodeTls,
+    /// `auth` of the Finesse component (see `Setup::auth`).
+    pub auth: &'a str,
+    /// Extra TOML at the end of deskgate's config.
+    pub extra: &'a str,
+    /// Extra keys in the Finesse component.
+    pub component_extra: &'a str,
+}
+
+impl Default for SimOptions<'_> {
+    fn default() -> Self {
+        SimOptions {
+            tls: NodeTls::Open,
+            auth: "none",
+            extra: "",
+            component_extra: "",
+        }
+    }
+}
+
 pub async fn sim_rig(tls: NodeTls) -> SimRig {
+    sim_rig_with(SimOptions {
+        tls,
+        ..SimOptions::default()
+    })
+    .await
+}
+
+pub async fn sim_rig_with(o: SimOptions<'_>) -> SimRig {
+    let tls = o.tls;
     let pki = Pki::new();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -61,6 +92,9 @@ pub async fn sim_rig(tls: NodeTls) -> SimRig {
             scheme: "https",
             internal: INTERNAL,
             tls_extra: &tls_extra,
+            auth: o.auth,
+            extra: o.extra,
+            component_extra: o.component_extra,
             ..Setup::default()
         },
     );

@@ -71,6 +71,19 @@ pub struct Context<'a> {
     pub exempt: bool,
     pub route: &'a str,
     pub request_id: &'a str,
+    /// The request itself goes to the checking Finesse's REST API, so its
+    /// answer stands in for a background check (one Finesse contact, not
+    /// two: a stale password must cost Finesse one failed sign-in only).
+    pub forwarded_check: bool,
+}
+
+/// A request let through by its credential.
+#[derive(Debug)]
+pub struct Verified {
+    pub user: Arc<str>,
+    /// The cached Basic entry is due for a check that the forwarded
+    /// answer is to provide (see [`observe`]).
+    pub refresh_due: bool,
 }
 
 /// Checks the presented credential; the user on success.
@@ -79,7 +92,7 @@ pub async fn verify(
     p: &Presented,
     known: Known,
     cx: &Context<'_>,
-) -> Result<Arc<str>, Deny> {
+) -> Result<Verified, Deny> {
     let g = &conn.shared.guard;
     let c = match p {
         Presented::None => return Err(Deny::Unauthorized("no_credentials")),
@@ -89,19 +102,76 @@ pub async fn verify(
         }
         Presented::Some(c) => c,
     };
+    let fresh = |user| Verified {
+        user,
+        refresh_due: false,
+    };
     match known {
         Known::Valid { user, refresh } => {
-            if refresh {
+            let by_answer = refresh && cx.forwarded_check && c.scheme == Scheme::Basic;
+            if refresh && !by_answer {
                 background_refresh(&conn.shared, cx, c, &user);
             }
-            Ok(user)
+            Ok(Verified {
+                user,
+                refresh_due: by_answer,
+            })
         }
         Known::Rejected => Err(failure(g, cx, c, "wrong_credentials")),
         Known::Unknown | Known::Nothing => match c.scheme {
-            Scheme::Basic => basic(conn, c, cx).await,
-            Scheme::Bearer => bearer(conn, c, cx).await,
+            Scheme::Basic => basic(conn, c, cx).await.map(fresh),
+            Scheme::Bearer => bearer(conn, c, cx).await.map(fresh),
         },
     }
+}
+
+/// What Finesse's answer to a forwarded REST request says about the
+/// credential that carried it: a 2xx confirms it (the due check is done),
+/// a 401 `Authorization Failure` means Finesse no longer accepts it (a
+/// changed password): it is dropped at once, so a stale desktop costs
+/// Finesse one failed sign-in, not one per request until the next check.
+/// Other 401s (`Invalid Authorization User Specified`) say nothing about
+/// the password.
+pub async fn observe(
+    g: &Guard,
+    key: deskgate_policy::credentials::CredKey,
+    v: &Verified,
+    client: IpAddr,
+    route: &str,
+    resp: http::Response<crate::body::ProxyBody>,
+) -> http::Response<crate::body::ProxyBody> {
+    let status = resp.status();
+    if status.is_success() {
+        if v.refresh_due {
+            g.creds.accept(key, &v.user);
+        }
+        return resp;
+    }
+    if status != http::StatusCode::UNAUTHORIZED {
+        if v.refresh_due {
+            g.creds.refresh_abandoned(&key);
+        }
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), read_small(body)).await;
+    let Ok(Some(bytes)) = read else {
+        // unreadable: the client gets a clean 502 rather than half a body
+        return crate::pipeline::deny_response_plain(Deny::UpstreamFailed);
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    if text.contains("<ErrorType>Authorization Failure</ErrorType>") {
+        g.creds.reject(key);
+        let mut e = Event::new(Kind::AuthFailure, "revoked");
+        e.client_ip = Some(client);
+        e.user = Some(&v.user);
+        e.route = Some(route);
+        e.message = Some("Finesse refused a cached credential: dropped from the cache".into());
+        g.log.write(e);
+    } else if v.refresh_due {
+        g.creds.refresh_abandoned(&key);
+    }
+    http::Response::from_parts(parts, crate::body::full(bytes))
 }
 
 async fn basic(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Result<Arc<str>, Deny> {
@@ -211,6 +281,21 @@ async fn bearer(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Resul
             Err(Deny::Unauthorized(reason))
         }
     }
+}
+
+/// A small body read whole (at most 64 KiB).
+async fn read_small(mut body: crate::body::ProxyBody) -> Option<bytes::Bytes> {
+    use http_body_util::BodyExt;
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.ok()?.into_data() {
+            buf.extend_from_slice(&data);
+            if buf.len() > 64 * 1024 {
+                return None;
+            }
+        }
+    }
+    Some(buf.freeze())
 }
 
 /// Re-checks a cached credential in the background with this request's

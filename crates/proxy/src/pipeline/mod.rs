@@ -152,20 +152,28 @@ async fn run(
         rec,
     )?;
     // 8. authentication, 9. WebSocket gate
+    let to_checker_api = g.checker(comp) == comp.name && path.decided.starts_with("/finesse/api/");
     let cx = auth::Context {
         component: comp,
         client: client.ip,
         exempt,
         route: &comp.name,
         request_id: &rec.request_id,
+        forwarded_check: to_checker_api,
     };
     let mut set_cookie = None;
     let mut hold = None;
+    let mut observe = None;
     if needs_auth {
-        let user = auth::verify(conn, &presented, known, &cx).await?;
+        let v = auth::verify(conn, &presented, known, &cx).await?;
         g.mark_authenticated(client.ip);
-        set_cookie = g.session_cookie(&user, req.headers());
-        rec.user = Some(user.to_string());
+        set_cookie = g.session_cookie(&v.user, req.headers());
+        rec.user = Some(v.user.to_string());
+        if let credential::Presented::Some(c) = &presented {
+            if to_checker_api && c.scheme == credential::Scheme::Basic {
+                observe = Some((c.key, v));
+            }
+        }
     } else if gated {
         let admitted =
             ws_gate::check(conn, req.headers_mut(), &presented, known, upgrade, &cx).await?;
@@ -174,6 +182,9 @@ async fn run(
     }
     // 10. forward (or tunnel)
     let mut resp = forward::forward(req, route, &path, &client, conn, rec, hold).await?;
+    if let Some((key, v)) = observe {
+        resp = auth::observe(g, key, &v, client.ip, &comp.name, resp).await;
+    }
     if let Some(c) = set_cookie {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -219,6 +230,17 @@ fn is_script_request(h: &http::HeaderMap) -> bool {
 /// for (`DeskgateBasic`), so a desktop whose agent mistyped shows its own
 /// sign-in error instead of a browser password dialog; other clients
 /// (curl, a user opening an API URL) get the usual `Basic` challenge.
+/// An answer of deskgate's own, without challenge headers.
+pub(crate) fn deny_response_plain(d: Deny) -> Response<ProxyBody> {
+    let mut r = Response::new(full(d.body()));
+    *r.status_mut() = d.status();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
 fn deny_response(d: Deny, g: &Guard, script: bool) -> Response<ProxyBody> {
     let mut r = Response::new(full(d.body()));
     *r.status_mut() = d.status();

@@ -57,7 +57,7 @@ pub async fn check(
     }
     let (user, proof) = if !matches!(presented, Presented::None) {
         match auth::verify(conn, presented, known, cx).await {
-            Ok(u) => (Some(u), Proof::Credential),
+            Ok(v) => (Some(v.user), Proof::Credential),
             Err(d @ Deny::AuthUnavailable) => return Err(d),
             Err(Deny::Unauthorized(reason)) => return Err(deny(g, cx, reason)),
             Err(d) => return Err(d),

@@ -1,0 +1,135 @@
+//! `deskgate blocks` and `deskgate unblock`: operator actions through the
+//! running instance's admin socket (owner-only; never on the network).
+
+use clap::Args;
+use deskgate_config::Side;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Which instance to talk to: the admin socket of `--side` in the config, or `--socket`.
+#[derive(Args)]
+pub struct Target {
+    /// The deployment config file (its [[internal]] admin_socket of --side).
+    #[arg(short, long, required_unless_present = "socket")]
+    config: Option<PathBuf>,
+    /// a or b.
+    #[arg(long, value_parser = super::parse_side, required_unless_present = "socket")]
+    side: Option<Side>,
+    /// The admin socket itself.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+fn socket_of(t: &Target) -> Result<PathBuf, String> {
+    if let Some(s) = &t.socket {
+        return Ok(s.clone());
+    }
+    let (Some(config), Some(side)) = (&t.config, t.side) else {
+        return Err("give -c CONFIG --side a|b, or --socket PATH".into());
+    };
+    let d = deskgate_config::load(config).map_err(|e| e.to_string())?;
+    d.internal_of(side)
+        .and_then(|i| i.admin_socket.clone())
+        .ok_or_else(|| {
+            format!(
+                "side {} has no admin_socket in its [[internal]] table",
+                side.as_str()
+            )
+        })
+}
+
+/// One request on the admin socket; the status and body of the answer.
+fn call(socket: &PathBuf, method: &str, target: &str) -> Result<(u16, String), String> {
+    let err = |e: std::io::Error| format!("admin socket {}: {e}", socket.display());
+    let mut s = UnixStream::connect(socket).map_err(err)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(err)?;
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(err)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(err)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("the admin socket gave no HTTP answer")?;
+    Ok((status, body.to_string()))
+}
+
+fn fail(e: String) -> ExitCode {
+    eprintln!("deskgate: {e}");
+    ExitCode::FAILURE
+}
+
+pub fn blocks(t: &Target) -> ExitCode {
+    let socket = match socket_of(t) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let body = match call(&socket, "GET", "/blocks") {
+        Ok((200, b)) => b,
+        Ok((s, b)) => return fail(format!("the admin socket answered {s}: {}", b.trim())),
+        Err(e) => return fail(e),
+    };
+    let v: serde_json::Value = match serde_json::from_str(body.trim()) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("unreadable answer: {e}")),
+    };
+    let list = v["blocks"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no client is blocked");
+        return ExitCode::SUCCESS;
+    }
+    println!("{:<42} {:<24} {:>9}", "CLIENT", "USER", "REMAINING");
+    for b in list {
+        let secs = b["remaining_s"].as_u64().unwrap_or(0);
+        println!(
+            "{:<42} {:<24} {:>6}m{:02}s",
+            b["ip"].as_str().unwrap_or("?"),
+            b["user"].as_str().unwrap_or("(whole IP)"),
+            secs / 60,
+            secs % 60
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn unblock(t: &Target, target: &str) -> ExitCode {
+    let socket = match socket_of(t) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let enc: String = target
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    match call(&socket, "POST", &format!("/unblock?target={enc}")) {
+        Ok((200, b)) => {
+            let lifted = serde_json::from_str::<serde_json::Value>(b.trim())
+                .map(|v| v["unblocked"].as_bool().unwrap_or(false))
+                .unwrap_or(false);
+            if lifted {
+                println!("{target} unblocked");
+                ExitCode::SUCCESS
+            } else {
+                println!("{target} was not blocked");
+                ExitCode::from(2)
+            }
+        }
+        Ok((s, b)) => fail(format!("the admin socket answered {s}: {}", b.trim())),
+        Err(e) => fail(e),
+    }
+}
