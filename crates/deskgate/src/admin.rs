@@ -52,10 +52,34 @@ fn call(socket: &PathBuf, method: &str, target: &str) -> Result<(u16, String), S
         "{method} {target} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .map_err(err)?;
+    // read the head, then as many bytes as it announces (the server may
+    // keep the connection open)
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(err)?;
+    let mut buf = [0u8; 4096];
+    let (head_end, length) = loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            break (end + 4, length);
+        }
+        let n = s.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break (raw.len(), Some(0));
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    while length.is_none_or(|l| raw.len() < head_end + l) {
+        let n = s.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
     let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let (head, body) = text.split_at(head_end.min(text.len()));
     let status = head
         .split_whitespace()
         .nth(1)
