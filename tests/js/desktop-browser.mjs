@@ -25,6 +25,7 @@ const user = env("DG_USER");
 const password = env("DG_PASSWORD");
 const result = { ok: false, steps: [], leaks: [], unauthorized: [], responses: 0, frames: 0 };
 const pending = [];
+const unread = new Set();
 
 function scan(where, text) {
   for (const f of forbidden) if (text.includes(f)) result.leaks.push(`${where} names ${f}`);
@@ -46,11 +47,14 @@ const browser = await chromium.launch({
 const watchdog = setTimeout(() => finish("timeout"), 60_000);
 async function finish(error) {
   clearTimeout(watchdog);
-  await Promise.allSettled(pending);
+  // every response was read and scanned, or is named as unread
+  await Promise.race([Promise.allSettled(pending), new Promise((r) => setTimeout(r, 5000))]);
+  if (unread.size) result.unread = [...unread];
   if (error) result.error = String(error);
   result.ok = !error && result.leaks.length === 0;
   console.log(JSON.stringify(result));
-  await browser.close().catch(() => {});
+  // closing can wait on a page's open WebSocket: bounded, the result is printed
+  await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
   process.exit(result.ok ? 0 : 1);
 }
 
@@ -61,6 +65,8 @@ try {
   context.on("response", (resp) => {
     result.responses += 1;
     if (resp.status() === 401) result.unauthorized.push(new URL(resp.url()).pathname);
+    const label = `${resp.status()} ${resp.url()}`;
+    unread.add(label);
     pending.push(
       (async () => {
         const headers = JSON.stringify(await resp.allHeaders());
@@ -71,6 +77,7 @@ try {
           // redirects and upgrades have no body
         }
         scan(`${resp.status()} ${resp.url()}`, `${resp.url()}\n${headers}\n${body}`);
+        unread.delete(label);
       })(),
     );
   });

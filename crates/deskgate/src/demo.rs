@@ -27,6 +27,9 @@ pub struct DemoArgs {
     /// Side A's internal (proxy map) listener; side B takes the next port.
     pub internal: SocketAddr,
     pub agents: u32,
+    /// SSO mode: desktops sign in with tokens from the simulated IdS, and
+    /// deskgate verifies them with the keys it polls from the nodes.
+    pub sso: bool,
 }
 
 const NODE_A: &str = "finesse-a.lan";
@@ -170,6 +173,23 @@ pub async fn start(args: DemoArgs) -> Result<Demo, String> {
     );
 
     let log = d.join("access.log").display().to_string();
+    let security_log = d.join("security.log").display().to_string();
+    let sso = if args.sso {
+        format!(
+            r#"
+[sso]
+mode = "keys"
+algorithm = "RS256"
+keys_url = "https://{NODE_A}:{NODE_PORT}/ids/v1/keys"
+issuer = "{}"
+audience = "{}"
+"#,
+            finesse_sim::SSO_ISSUER,
+            finesse_sim::SSO_AUDIENCE
+        )
+    } else {
+        String::new()
+    };
     let admin_a = d.join("admin-a.sock").display().to_string();
     let admin_b = d.join("admin-b.sock").display().to_string();
     let mut toml = String::from("# deskgate demo: written for this run\n");
@@ -227,7 +247,8 @@ drain = "2s"
 
 [log]
 access = "{log}"
-"#,
+security = "{security_log}"
+{sso}"#,
         pa = a.port(),
         pb = b.port(),
     );
@@ -252,6 +273,7 @@ access = "{log}"
     .await?;
 
     let cluster = Cluster::demo(args.agents);
+    cluster.set_sso_mode(args.sso);
     let loopback: ipnet::IpNet = "127.0.0.1/32".parse().map_err(|_| "network")?;
     let node = |name: &str,
                 peer: &str,
@@ -300,12 +322,19 @@ deskgate demo: a simulated Finesse pair behind deskgate, on loopback
   Chromium:         chromium --user-data-dir=$(mktemp -d) --ignore-certificate-errors-spki-list={pin} {url_a}
   Try:              curl --cacert {ca_path} {url_a}
   Access log:       {log}
+  Security log:     {security_log}
+  Sign-in mode:     {mode}
   Upstream nodes:   {NODE_A}:{NODE_PORT} on {sa}, {NODE_B}:{NODE_PORT} on {sb} (client certificate required)
   Scratch dir:      {scratch} (removed on exit)
 
 Press Ctrl-C to stop.
 ",
         last = 1000 + args.agents,
+        mode = if args.sso {
+            "SSO (tokens from the simulated IdS, checked by deskgate with keys it polls)"
+        } else {
+            "Basic (checked against Finesse, cached by deskgate)"
+        },
         pin = front.spki_pin(),
         scratch = d.display(),
     );

@@ -52,6 +52,9 @@ enum Command {
         /// How many demo agents (1001, 1002, ...).
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10000))]
         agents: u32,
+        /// SSO mode: the desktop signs in with tokens from the simulated IdS.
+        #[arg(long)]
+        sso: bool,
     },
     /// List the clients blocked for brute force (user + IP, or whole IP), through the admin socket.
     Blocks {
@@ -137,11 +140,13 @@ fn main() -> ExitCode {
             listen,
             internal,
             agents,
+            sso,
         } => match runtime() {
             Some(rt) => rt.block_on(demo::run(demo::DemoArgs {
                 listen,
                 internal,
                 agents,
+                sso,
             })),
             None => ExitCode::FAILURE,
         },

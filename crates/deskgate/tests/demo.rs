@@ -29,6 +29,11 @@ struct Demo {
 
 impl Demo {
     async fn start() -> Demo {
+        Demo::start_with(&[]).await
+    }
+
+    /// The demo with extra arguments (e.g. `--sso`).
+    async fn start_with(extra: &[&str]) -> Demo {
         let scratch = tempfile::tempdir().expect("tempdir");
         let stderr = scratch.path().join("demo.stderr");
         let err_file = std::fs::File::create(&stderr).expect("stderr file");
@@ -40,6 +45,7 @@ impl Demo {
                 "--internal",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(err_file)
             .kill_on_drop(true)
@@ -138,11 +144,30 @@ impl Demo {
 
 #[tokio::test]
 async fn a_browser_signs_in_changes_state_and_gets_the_notification_through_the_demo() {
+    browser_through_the_demo(false).await;
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_with_sso_through_the_demo() {
+    browser_through_the_demo(true).await;
+}
+
+/// Chromium signs in on side A (Basic, or an SSO token), changes state and
+/// sees the notification, then opens side B.
+async fn browser_through_the_demo(sso: bool) {
     let Some(chromium) = deskgate_testkit::require("chromium") else {
         return;
     };
-    let demo = Demo::start().await;
-    let shot = artifacts().join("desktop-demo.png");
+    let demo = Demo::start_with(if sso { &["--sso"] } else { &[] }).await;
+    assert!(demo
+        .get("Sign-in mode")
+        .starts_with(if sso { "SSO" } else { "Basic" }));
+    let tag = if sso {
+        "desktop-demo-sso"
+    } else {
+        "desktop-demo"
+    };
+    let shot = artifacts().join(format!("{tag}.png"));
     let _ = std::fs::remove_file(&shot);
     let pin = demo
         .get("Chromium pin")
@@ -166,13 +191,21 @@ async fn a_browser_signs_in_changes_state_and_gets_the_notification_through_the_
     run.assert_ok(&format!("the browser run (demo log:\n{demo_log})"));
     let stdout = run.stdout;
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-    let report_path = artifacts().join("desktop-demo.json");
+    let report_path = artifacts().join(format!("{tag}.json"));
     std::fs::write(&report_path, format!("{report:#}\n")).expect("write report");
     assert_eq!(report["leaks"], serde_json::json!([]), "{report}");
-    // the wrong password, and nothing else, was refused
+    // every response the browser got was read and scanned
+    assert!(report["unread"].is_null(), "{report}");
+    // the wrong password, and nothing else, was refused (in SSO mode by the
+    // token endpoint, before any REST call)
+    let refused = if sso {
+        "/desktop/sso/token"
+    } else {
+        "/finesse/api/User/1001"
+    };
     assert_eq!(
         report["unauthorized"],
-        serde_json::json!(["/finesse/api/User/1001"]),
+        serde_json::json!([refused]),
         "{report}"
     );
     let notes = report["notifications"].to_string();

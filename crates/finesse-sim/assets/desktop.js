@@ -153,9 +153,27 @@
     userId = $('user').value.trim();
     const password = $('password').value;
     const extension = $('extension').value.trim();
-    auth = 'Basic ' + b64(userId + ':' + password);
+    let secret = password;
     try {
       if (!config) await loadConfig();
+      if (config.systemAuthMode === 'SSO') {
+        // SSO: the password buys an access token; REST and XMPP then use the token
+        const t = await fetch('/desktop/sso/token', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: 'username=' + encodeURIComponent(userId) + '&password=' + encodeURIComponent(password),
+          cache: 'no-store',
+        });
+        if (t.status !== 200) {
+          const why = (await t.json().catch(() => ({}))).error || '';
+          $('signin-error').textContent = 'Sign-in failed (SSO: HTTP ' + t.status + (why ? ': ' + why : '') + ')';
+          return;
+        }
+        secret = (await t.json()).access_token;
+        auth = 'Bearer ' + secret;
+      } else {
+        auth = 'Basic ' + b64(userId + ':' + password);
+      }
       const r = await api('GET', 'User/' + encodeURIComponent(userId));
       if (r.status !== 200) {
         $('signin-error').textContent = 'Sign-in failed (' + await errorText(r) + ')';
@@ -169,7 +187,7 @@
       $('signin').hidden = true;
       $('agent').hidden = false;
             // a desktop without notifications would never see its state: no LOGIN
-      if (!(await connectNotifications(userId, password))) {
+      if (!(await connectNotifications(userId, secret))) {
         showSignedOut();
         $('signin-error').textContent = 'Sign-in failed: the notification service is unavailable';
         return;

@@ -54,6 +54,7 @@ pub struct Cluster {
     counters: Mutex<HashMap<String, u64>>,
     seq: AtomicU64,
     sso: std::sync::OnceLock<Option<sso::Issuer>>,
+    sso_mode: AtomicBool,
 }
 
 /// `iss` and `aud` of the simulator's SSO tokens.
@@ -73,6 +74,7 @@ impl Cluster {
             counters: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(1),
             sso: std::sync::OnceLock::new(),
+            sso_mode: AtomicBool::new(false),
         })
     }
 
@@ -110,6 +112,38 @@ impl Cluster {
                 }
             })
             .as_ref()
+    }
+
+    /// Switches the cluster to SSO (`systemAuthMode` SSO): desktops sign in
+    /// with a token from `/desktop/sso/token`.
+    pub fn set_sso_mode(&self, on: bool) {
+        self.sso_mode.store(on, Ordering::Relaxed);
+        if on {
+            let _ = self.sso();
+        }
+    }
+
+    pub fn sso_mode(&self) -> bool {
+        self.sso_mode.load(Ordering::Relaxed)
+    }
+
+    /// `SSO` or `NON_SSO`.
+    pub fn auth_mode(&self) -> &'static str {
+        if self.sso_mode() {
+            "SSO"
+        } else {
+            "NON_SSO"
+        }
+    }
+
+    /// XMPP sign-in: the password, or (SSO) an access token for that user.
+    pub fn check_secret(&self, id: &str, secret: &str) -> bool {
+        if secret.matches('.').count() == 2 {
+            if let Some(user) = self.sso().and_then(|s| s.verify(secret)) {
+                return user == id;
+            }
+        }
+        self.check_password(id, secret)
     }
 
     pub fn check_password(&self, id: &str, password: &str) -> bool {

@@ -211,7 +211,12 @@ impl Awareness {
         let ext = |n: &HostPort| match map.external(n) {
             Some(e) => e.clone(),
             None => {
-                tracing::warn!(node = %n, "proxied request, but the proxy map has no entry for this node");
+                if *self.loaded_tx.borrow() {
+                    tracing::warn!(node = %n, "proxied request, but the proxy map has no entry for this node");
+                } else {
+                    // a proxy that talks to us before we could fetch its map (start-up)
+                    tracing::info!(node = %n, "proxied request before the proxy map was loaded");
+                }
                 n.clone()
             }
         };

@@ -228,7 +228,7 @@ pub fn facts(cluster: &Cluster) -> SystemFacts<'_> {
     SystemFacts {
         xmpp_domain: &cluster.xmpp_domain,
         deployment_type: &cluster.deployment_type,
-        auth_mode: "NON_SSO",
+        auth_mode: cluster.auth_mode(),
         status: if cluster.outage() {
             "OUT_OF_SERVICE"
         } else {
@@ -239,7 +239,10 @@ pub fn facts(cluster: &Cluster) -> SystemFacts<'_> {
 
 fn user_auth_mode(cluster: &Cluster, id: &str) -> Reply {
     match cluster.user(id) {
-        Some(_) => xml_response(StatusCode::OK, resources::user_auth_mode("NON_SSO")),
+        Some(_) => xml_response(
+            StatusCode::OK,
+            resources::user_auth_mode(cluster.auth_mode()),
+        ),
         None => error(StatusCode::NOT_FOUND, "Not Found", "user not found", id),
     }
 }

@@ -220,7 +220,7 @@ where
                     _ => break Ending::Client,
                 };
                 let effects = match crate::xml::parse(&text) {
-                    Ok(el) => session.on_frame(&el, &|u, p| cluster.check_password(u, p)),
+                    Ok(el) => session.on_frame(&el, &|u, p| cluster.check_secret(u, p)),
                     Err(e) => {
                         tracing::debug!("XMPP frame is not XML: {e}");
                         session::stream_error_frames("not-well-formed")

@@ -15,6 +15,9 @@ use std::time::Duration;
 const SWEEP: Duration = Duration::from_secs(5);
 /// Retry delay after a failed fetch (users list, keys).
 const RETRY: Duration = Duration::from_secs(5);
+/// Upstreams may start after deskgate: fetch failures are not warned about
+/// (and are retried every second) for this long after start.
+const STARTUP_GRACE: Duration = Duration::from_secs(60);
 
 pub fn spawn(shared: &Arc<Shared>) {
     let sh = shared.clone();
@@ -43,11 +46,24 @@ pub fn spawn(shared: &Arc<Shared>) {
         let Some(list) = list.clone() else { break };
         let sh = shared.clone();
         tokio::spawn(until_stopped(shared, async move {
+            let started = std::time::Instant::now();
             loop {
                 let wait = match fetch_users(&sh, &checker, &list).await {
                     Ok(n) => {
                         tracing::info!(users = n, finesse = %checker, "known-users list loaded");
                         list.refresh
+                    }
+                    Err(e)
+                        if started.elapsed() < STARTUP_GRACE
+                            && sh
+                                .guard
+                                .users
+                                .read()
+                                .map(|u| !u.contains_key(&checker))
+                                .unwrap_or(true) =>
+                    {
+                        tracing::info!("known-users list not loaded yet ({e}); retrying");
+                        Duration::from_secs(1)
                     }
                     Err(e) => {
                         tracing::warn!("known-users list not loaded ({e}); asking Finesse for every new user meanwhile");
@@ -65,11 +81,21 @@ pub fn spawn(shared: &Arc<Shared>) {
     if let Some(poll) = poll {
         let sh = shared.clone();
         tokio::spawn(until_stopped(shared, async move {
+            let started = std::time::Instant::now();
+            let mut loaded = false;
             loop {
                 let wait = match fetch_keys(&sh).await {
                     Ok(n) => {
-                        tracing::debug!(keys = n, "SSO keys loaded");
+                        if !loaded {
+                            tracing::info!(keys = n, "SSO keys loaded");
+                        }
+                        loaded = true;
                         poll
+                    }
+                    // IdS may start after us: quiet for the first minute
+                    Err(e) if !loaded && started.elapsed() < STARTUP_GRACE => {
+                        tracing::info!("SSO keys not loaded yet ({e}); retrying");
+                        Duration::from_secs(1)
                     }
                     Err(e) => {
                         tracing::warn!("SSO keys not refreshed: {e}");
@@ -109,13 +135,15 @@ async fn fetch(
         .iter()
         .find(|c| c.name == component)
         .ok_or_else(|| format!("no component {component}"))?;
-    let nodes: Vec<_> = match node {
-        Some(i) => comp.nodes.get(i).into_iter().collect(),
-        None => comp
-            .nodes
-            .iter()
-            .filter(|n| n.side == sh.snapshot.side)
-            .collect(),
+    // the named node when this side can reach it, else this side's nodes of
+    // the same component (each side of the pair fetches from its own side)
+    let side = sh.snapshot.side;
+    let nodes: Vec<_> = match node
+        .and_then(|i| comp.nodes.get(i))
+        .filter(|n| n.side == side)
+    {
+        Some(n) => vec![n],
+        None => comp.nodes.iter().filter(|n| n.side == side).collect(),
     };
     let mut last = "no node on this side".to_string();
     for n in nodes {
