@@ -12,7 +12,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
 }
 
 fn claims(user: &str, iss: &str, nbf: u64, exp: u64) -> serde_json::Value {
@@ -31,7 +34,16 @@ async fn rig(sso: &str) -> SimRig {
 
 async fn wait_for_keys(rig: &SimRig) {
     let t = Instant::now();
-    while rig.gate.running().guard().sso.as_ref().expect("sso").key_count() == 0 {
+    while rig
+        .gate
+        .running()
+        .guard()
+        .sso
+        .as_ref()
+        .expect("sso")
+        .key_count()
+        == 0
+    {
         assert!(t.elapsed() < Duration::from_secs(15), "no SSO keys loaded");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -39,7 +51,14 @@ async fn wait_for_keys(rig: &SimRig) {
 
 async fn bearer(rig: &SimRig, token: &str) -> deskgate_testkit::client::Resp {
     let auth = format!("Bearer {token}");
-    edge::send(&rig.client, "GET", FINESSE, "/finesse/api/User/1001", &[("authorization", &auth)]).await
+    edge::send(
+        &rig.client,
+        "GET",
+        FINESSE,
+        "/finesse/api/User/1001",
+        &[("authorization", &auth)],
+    )
+    .await
 }
 
 const KEYS_URL: &str = "mode = \"keys\"\nkeys_url = \"https://finesse1a.internal.test:8445/ids/v1/keys\"\npoll = \"1s\"";
@@ -59,13 +78,18 @@ async fn the_token_matrix() {
         &[("content-type", "application/x-www-form-urlencoded")],
     )
     .await;
-    assert_eq!(r.status, 401, "the simulator's own answer to an empty grant");
+    assert_eq!(
+        r.status, 401,
+        "the simulator's own answer to an empty grant"
+    );
     let valid = ids.issue("1001", Duration::from_secs(3600)).expect("token");
     let r = bearer(&rig, &valid).await;
     assert_eq!(r.status, 200, "{}", r.everything());
     assert!(r.text().contains("<loginId>1001</loginId>"));
     let other_key = {
-        let pair = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).expect("rsa");
+        let pair =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .expect("rsa");
         let key = EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).expect("key");
         let mut h = Header::new(Algorithm::RS256);
         h.kid = Some(ids.current_kid());
@@ -105,9 +129,17 @@ async fn the_token_matrix() {
         let r = bearer(&rig, token).await;
         assert_eq!(r.status, 401, "{name}: {}", r.everything());
         let challenges: Vec<_> = r.headers.get_all("www-authenticate").iter().collect();
-        assert!(challenges.iter().any(|c| c.to_str().is_ok_and(|c| c.starts_with("Bearer"))), "{name}");
+        assert!(
+            challenges
+                .iter()
+                .any(|c| c.to_str().is_ok_and(|c| c.starts_with("Bearer"))),
+            "{name}"
+        );
         let lines = rig.gate.security_lines(|l| l["reason"] == *reason).await;
-        assert!(lines.iter().any(|l| l["reason"] == *reason), "{name}: no {reason} line in {lines:#?}");
+        assert!(
+            lines.iter().any(|l| l["reason"] == *reason),
+            "{name}: no {reason} line in {lines:#?}"
+        );
     }
     // none of them reached Finesse
     assert_eq!(rig.cluster.requests("GET /finesse/api/User"), seen_before);
@@ -132,7 +164,10 @@ async fn rotated_keys_are_picked_up_through_the_polled_url() {
             break;
         }
         assert_eq!(s, 401);
-        assert!(t.elapsed() < Duration::from_secs(10), "the new key was not picked up");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the new key was not picked up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("new key accepted {:?} after the rotation", t.elapsed());
@@ -142,7 +177,9 @@ async fn rotated_keys_are_picked_up_through_the_polled_url() {
     let t0 = now();
     let stale = {
         // signed by the first key? it is gone; sign with a fresh foreign key under its kid
-        let pair = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).expect("rsa");
+        let pair =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .expect("rsa");
         let key = EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).expect("key");
         let mut h = Header::new(Algorithm::RS256);
         h.kid = Some("sim-key-1".into());
@@ -152,7 +189,10 @@ async fn rotated_keys_are_picked_up_through_the_polled_url() {
     let third = ids.issue("1001", Duration::from_secs(3600)).expect("token");
     let t = Instant::now();
     while bearer(&rig, &third).await.status != 200 {
-        assert!(t.elapsed() < Duration::from_secs(10), "the third key was not picked up");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the third key was not picked up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -172,7 +212,14 @@ async fn keys_from_a_pem_file() {
     let (pki2, _mock, gate) = edge::finesse_rig(&extra, "").await;
     let c = edge::client(&pki2, &gate, FINESSE, "127.0.60.1");
     let auth = format!("Bearer {token}");
-    let r = edge::send(&c, "GET", FINESSE, "/finesse/api/User/1001", &[("authorization", &auth)]).await;
+    let r = edge::send(
+        &c,
+        "GET",
+        FINESSE,
+        "/finesse/api/User/1001",
+        &[("authorization", &auth)],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.everything());
     let lines = gate.log_lines(1).await;
     assert!(lines.iter().any(|l| l["user"] == "1001"), "{lines:#?}");
@@ -181,25 +228,47 @@ async fn keys_from_a_pem_file() {
 #[tokio::test]
 async fn a_shared_hmac_secret_pins_hs256() {
     std::env::set_var("DG_TEST_SSO_SECRET", "copied-from-ids-12.6(1)");
-    let (pki, mock, gate) = edge::finesse_rig("[sso]\nmode = \"hmac\"\nsecret_env = \"DG_TEST_SSO_SECRET\"\n", "").await;
+    let (pki, mock, gate) = edge::finesse_rig(
+        "[sso]\nmode = \"hmac\"\nsecret_env = \"DG_TEST_SSO_SECRET\"\n",
+        "",
+    )
+    .await;
     let c = edge::client(&pki, &gate, FINESSE, "127.0.61.1");
     let t = now();
     let sign = |secret: &str, alg: Algorithm| {
-        jsonwebtoken::encode(&Header::new(alg), &claims("1001", "ids", t, t + 600), &EncodingKey::from_secret(secret.as_bytes()))
-            .expect("sign")
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            &claims("1001", "ids", t, t + 600),
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("sign")
     };
     let status = |token: String| {
         let c = c.clone();
         async move {
             let auth = format!("Bearer {token}");
-            edge::send(&c, "GET", FINESSE, "/finesse/api/User/1001", &[("authorization", &auth), ("x-test-case", "hmac")]).await.status
+            edge::send(
+                &c,
+                "GET",
+                FINESSE,
+                "/finesse/api/User/1001",
+                &[("authorization", &auth), ("x-test-case", "hmac")],
+            )
+            .await
+            .status
         }
     };
-    assert_eq!(status(sign("copied-from-ids-12.6(1)", Algorithm::HS256)).await, 200);
+    assert_eq!(
+        status(sign("copied-from-ids-12.6(1)", Algorithm::HS256)).await,
+        200
+    );
     let reached = mock.heads.lock().expect("lock").len();
     assert_eq!(status(sign("another-secret", Algorithm::HS256)).await, 401);
     // the right secret under another algorithm: the algorithm is pinned
-    assert_eq!(status(sign("copied-from-ids-12.6(1)", Algorithm::HS512)).await, 401);
+    assert_eq!(
+        status(sign("copied-from-ids-12.6(1)", Algorithm::HS512)).await,
+        401
+    );
     assert_eq!(mock.heads.lock().expect("lock").len(), reached);
 }
 
@@ -216,12 +285,22 @@ async fn upstream_mode_asks_finesse_once_per_token() {
     // a token Finesse does not accept is refused by deskgate, then remembered as unknown
     let t = now();
     let forged = {
-        let pair = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).expect("rsa");
+        let pair =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .expect("rsa");
         let key = EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).expect("key");
-        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims("1001", SSO_ISSUER, t, t + 3600), &key).expect("sign")
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::RS256),
+            &claims("1001", SSO_ISSUER, t, t + 3600),
+            &key,
+        )
+        .expect("sign")
     };
     let r = bearer(&rig, &forged).await;
     assert_eq!(r.status, 401);
-    assert_eq!(r.headers.get("server").map(|v| v.to_str().unwrap_or("")), Some("deskgate"));
+    assert_eq!(
+        r.headers.get("server").map(|v| v.to_str().unwrap_or("")),
+        Some("deskgate")
+    );
     assert_eq!(bearer(&rig, "garbage").await.status, 401);
 }
