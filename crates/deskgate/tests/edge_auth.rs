@@ -111,6 +111,9 @@ fn denied_cases() -> Vec<Case> {
     v
 }
 
+/// host, method, path, headers: a request that must get through.
+type Allowed<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, &'a str)>);
+
 #[tokio::test]
 async fn nothing_unauthenticated_reaches_any_upstream() {
     let (pki, mock, gate) = edge::finesse_rig("", "").await;
@@ -173,7 +176,7 @@ async fn nothing_unauthenticated_reaches_any_upstream() {
     // the controls: the unauthenticated list, a CORS preflight, IdS (the
     // sign-in flow) and a right credential do get through
     let (g1, g2) = (good("1001"), good("1002"));
-    let allowed: [(&str, &str, &str, Vec<(&str, &str)>); 12] = [
+    let allowed: [Allowed<'_>; 12] = [
         (FINESSE, "GET", "/desktop/", vec![]),
         (FINESSE, "GET", "/desktop/js/desktop.js", vec![]),
         (FINESSE, "GET", "/desktop/css/theme/desktop.css", vec![]),

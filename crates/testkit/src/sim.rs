@@ -95,7 +95,6 @@ pub async fn sim_rig_with(o: SimOptions<'_>) -> SimRig {
             auth: o.auth,
             extra: o.extra,
             component_extra: o.component_extra,
-            ..Setup::default()
         },
     );
     let gate = Gate::start(&pki, &toml).await;
