@@ -16,9 +16,19 @@ fn main() {
     let cache = CredentialCache::new(CacheConfig::default(), clock.clone());
     let brute = BruteForce::new(BruteForceConfig::default(), clock.clone());
     // a bucket that never runs dry, so every iteration does the full check
-    let class = Class::new(Rate { per_second: 1_000_000_000, burst: 1_000_000_000 }, 10, clock.clone());
+    let class = Class::new(
+        Rate {
+            per_second: 1_000_000_000,
+            burst: 1_000_000_000,
+        },
+        10,
+        clock.clone(),
+    );
     let mut h = http::HeaderMap::new();
-    h.insert("authorization", "Basic MTAwMTpkZXNrZ2F0ZS1kZW1v".parse().expect("value"));
+    h.insert(
+        "authorization",
+        "Basic MTAwMTpkZXNrZ2F0ZS1kZW1v".parse().expect("value"),
+    );
     let Presented::Some(c) = presented(&h, false, &hasher, "finesse1") else {
         panic!("not read");
     };
@@ -33,7 +43,9 @@ fn main() {
         let t = Instant::now();
         let mut hits = 0u32;
         for _ in 0..n {
-            let Presented::Some(c) = presented(std::hint::black_box(&h), false, &hasher, "finesse1") else {
+            let Presented::Some(c) =
+                presented(std::hint::black_box(&h), false, &hasher, "finesse1")
+            else {
                 continue;
             };
             if work >= 1 {
@@ -42,7 +54,8 @@ fn main() {
                 if let Lookup::Valid { entry, .. } = cache.lookup(&c.key) {
                     hits += 1;
                     if work >= 2 {
-                        let _ = std::hint::black_box(class.check(Key::User(hasher.user(&entry.user))));
+                        let _ =
+                            std::hint::black_box(class.check(Key::User(hasher.user(&entry.user))));
                     }
                 }
             }
