@@ -140,7 +140,6 @@ async fn run(
     };
     let _in_flight = rate_limit::check(
         g,
-        d,
         &rate_limit::Subject {
             component: comp,
             path: &path.decided,

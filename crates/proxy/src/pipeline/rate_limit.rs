@@ -11,7 +11,7 @@ use super::deny::Deny;
 use super::log::Record;
 use super::seclog::{Event, Kind};
 use crate::security::Guard;
-use deskgate_config::{Component, Deployment};
+use deskgate_config::Component;
 use deskgate_policy::counters::Slot;
 use deskgate_policy::rate::{retry_after_secs, Class, Key};
 use deskgate_policy::IpKey;
@@ -32,12 +32,7 @@ pub struct Subject<'a> {
     pub unauthenticated: bool,
 }
 
-pub fn check(
-    g: &Guard,
-    d: &Deployment,
-    s: &Subject<'_>,
-    rec: &Record,
-) -> Result<Option<InFlightSlot>, Deny> {
+pub fn check(g: &Guard, s: &Subject<'_>, rec: &Record) -> Result<Option<InFlightSlot>, Deny> {
     if s.exempt {
         return Ok(None);
     }
@@ -64,7 +59,7 @@ pub fn check(
     };
     let dry = g.settings.rate.dry_run;
     if let Err(wait) = class.check(key) {
-        log(g, Kind::RateLimited, "rate", s, rec, d, dry);
+        log(g, Kind::RateLimited, "rate", s, rec, dry);
         if !dry {
             return Err(Deny::RateLimited(retry_after_secs(wait)));
         }
@@ -73,7 +68,7 @@ pub fn check(
     match g.in_flight.try_take(slot_key, cap) {
         Some(slot) => Ok(Some(slot)),
         None => {
-            log(g, Kind::InFlight, "in_flight", s, rec, d, dry);
+            log(g, Kind::InFlight, "in_flight", s, rec, dry);
             if dry {
                 Ok(None)
             } else {
@@ -83,15 +78,7 @@ pub fn check(
     }
 }
 
-fn log(
-    g: &Guard,
-    kind: Kind,
-    reason: &str,
-    s: &Subject<'_>,
-    rec: &Record,
-    _d: &Deployment,
-    dry: bool,
-) {
+fn log(g: &Guard, kind: Kind, reason: &str, s: &Subject<'_>, rec: &Record, dry: bool) {
     let mut e = Event::new(kind, reason);
     e.client_ip = Some(s.client);
     e.user = s.known_user;

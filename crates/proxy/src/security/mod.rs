@@ -13,7 +13,7 @@ use crate::pipeline::seclog::{Event, Kind, SecurityLog};
 use deskgate_config::{Component, Deployment, Security, Side, SESSION_COOKIE};
 use deskgate_policy::bruteforce::BruteForce;
 use deskgate_policy::counters::Counters;
-use deskgate_policy::credentials::{CredKey, CredentialCache, Hasher};
+use deskgate_policy::credentials::{CredentialCache, Hasher};
 use deskgate_policy::proof::CookieSigner;
 use deskgate_policy::rate::{Class, Key};
 use deskgate_policy::{Clock, IpKey};
@@ -236,11 +236,6 @@ impl Guard {
         let mut e = Event::new(Kind::Unblock, "operator");
         e.message = Some(format!("{what} unblocked by an operator"));
         self.log.write(e);
-    }
-
-    /// Forgets one credential everywhere (tests and operator actions).
-    pub fn forget(&self, key: &CredKey) {
-        self.creds.reject(*key);
     }
 }
 
