@@ -160,6 +160,23 @@ async fn nothing_unauthenticated_reaches_any_upstream() {
             c.path
         );
     }
+    // HTTP/2 goes through the same stages
+    let h2 = edge::client(&pki, &gate, FINESSE, "127.0.30.250");
+    for (i, auth) in ["", "Basic MTAwMTp3cm9uZw=="].iter().enumerate() {
+        let tag = format!("denied-h2-{i}");
+        let mut b = http::Request::get(format!("https://{FINESSE}/finesse/api/User/1001"))
+            .header("x-test-case", &tag);
+        if !auth.is_empty() {
+            b = b.header("authorization", *auth);
+        }
+        let r = h2
+            .h2(b
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("request"))
+            .await
+            .expect("h2");
+        assert_eq!(r.status, 401, "h2 {tag}");
+    }
     let heads = mock.heads.lock().expect("lock").clone();
     let leaked: Vec<&String> = heads.iter().filter(|h| h.contains("x-test-case")).collect();
     assert!(
