@@ -616,3 +616,53 @@ async fn the_known_users_list_rejects_unknown_users_without_asking_finesse() {
         .await;
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test]
+async fn the_background_check_revokes_a_password_used_only_on_other_components() {
+    // the agent's requests go to LiveData, never to Finesse's REST API: only
+    // deskgate's own background check can notice the change
+    let rig = sim_rig_with(SimOptions {
+        auth: "finesse",
+        extra: "[auth]\nrevalidate = \"2s\"\n",
+        ..SimOptions::default()
+    })
+    .await;
+    let c = rig.client.clone().with_sni("livedataa.example.com");
+    let old = basic("1001", finesse_sim::DEMO_PASSWORD);
+    let get = |auth: String| {
+        let c = c.clone();
+        async move {
+            c.send(
+                "GET",
+                edge::LIVEDATA,
+                "/livedata/api/v1/data",
+                Some(&auth),
+                "",
+            )
+            .await
+            .status
+        }
+    };
+    // authenticated, then forwarded (the simulator plays only Finesse and
+    // refuses the LiveData host: any answer but deskgate's 401 will do)
+    assert_ne!(get(old.clone()).await, 401);
+    let failed_before = rig.cluster.requests("failed-sign-in");
+    rig.cluster
+        .with_directory(|d| assert!(d.set_password("1001", "a-new-password")));
+    let changed = Instant::now();
+    let mut refused_after = None;
+    while changed.elapsed() < Duration::from_secs(6) {
+        if get(old.clone()).await == 401 {
+            refused_after = Some(changed.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused_after = refused_after.expect("the old password still works after 6 s");
+    eprintln!("old password refused {refused_after:?} after the change (background check)");
+    assert!(
+        refused_after <= Duration::from_millis(2500),
+        "{refused_after:?}"
+    );
+    assert_eq!(rig.cluster.requests("failed-sign-in") - failed_before, 1);
+}
