@@ -216,6 +216,36 @@ fn print_summary(d: &Deployment) {
         d.components.len(),
         d.nodes().count()
     );
+    let sec = &d.security;
+    for c in &d.components {
+        let auth = match c.security.auth {
+            deskgate_config::AuthMode::Finesse => {
+                format!("credentials checked by {}", sec.check_target(&c.security))
+            }
+            deskgate_config::AuthMode::None => "no credentials (sign-in flow)".to_string(),
+        };
+        println!(
+            "component {}: {auth}; {} r/s burst {}, {} in flight per user, {} unauthenticated pattern(s)",
+            c.name,
+            c.security.rate.per_second,
+            c.security.rate.burst,
+            c.security.in_flight,
+            c.security.unauthenticated.len()
+        );
+    }
+    let w = &sec.websocket;
+    let on = |b: bool| if b { "on" } else { "off" };
+    println!(
+        "websocket gate: ip {}, subprotocol {}, cookie {}; brute force: {} failures in {:?} block for {:?}, {} users block the IP; sso: {}",
+        on(w.ip_window.is_some()),
+        on(w.subprotocol),
+        on(w.cookie_ttl.is_some()),
+        sec.brute_force.failures,
+        sec.brute_force.window,
+        sec.brute_force.block,
+        sec.brute_force.spray_users,
+        sec.sso.as_ref().map_or("off".to_string(), |s| s.algorithm.clone()),
+    );
 }
 
 async fn run(d: Arc<Deployment>, side: Side) -> ExitCode {
