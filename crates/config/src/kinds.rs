@@ -98,6 +98,19 @@ const STATIC_FILES: &[&str] = &[
     "*.ttf", "*.eot",
 ];
 
+/// The desktop's static directories (the simulator's and Finesse's).
+const DESKTOP_STATIC_DIRS: &[&str] = &[
+    "js",
+    "css",
+    "img",
+    "images",
+    "theme",
+    "assets",
+    "thirdparty",
+    "fonts",
+    "locales",
+];
+
 /// `prefix/**/<ext>` for every static extension (and `extra`).
 fn statics_below(prefix: &str, extra: &[&str]) -> Vec<String> {
     STATIC_FILES
@@ -116,8 +129,12 @@ impl Kind {
         }
     }
 
-    /// The unauthenticated list (SPEC 3): static desktop files, gadget
-    /// files, the login page, `UserAuthMode` and the SSO redirects.
+    /// The unauthenticated list (SPEC 3): the login page, static files in
+    /// the desktop's static directories, gadget files, `UserAuthMode` and
+    /// the SSO redirects. Extensions count only inside static directories:
+    /// `/desktop/api/x.js` or a servlet under `/desktop/gadgets/` is not a
+    /// static file. Other kinds have no default list: their static paths
+    /// depend on the version, and operators add them (`unauthenticated`).
     pub fn default_unauthenticated(self) -> Vec<String> {
         let mut v: Vec<String> = match self {
             Kind::Finesse => [
@@ -132,16 +149,14 @@ impl Kind {
             ]
             .iter()
             .map(|s| s.to_string())
-            .chain(statics_below("/desktop", &["*.xml", "*.html"]))
+            .chain(
+                DESKTOP_STATIC_DIRS
+                    .iter()
+                    .flat_map(|d| statics_below(&format!("/desktop/{d}"), &[])),
+            )
             .chain(statics_below("/3rdpartygadget/files", &["*.xml", "*.html"]))
             .collect(),
-            Kind::Cuic => statics_below("/cuic", &[])
-                .into_iter()
-                .chain(statics_below("/cuicui", &[]))
-                .collect(),
-            Kind::Livedata => statics_below("/livedata", &[]),
-            Kind::Gadget => statics_below("", &["*.xml", "*.html"]),
-            Kind::Chat | Kind::Ids | Kind::Idp => Vec::new(),
+            _ => Vec::new(),
         };
         v.sort();
         v

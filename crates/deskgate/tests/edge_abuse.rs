@@ -289,12 +289,15 @@ async fn the_attacker_behind_a_trusted_balancer_is_blocked_and_the_balancer_is_n
         .status;
         assert_eq!(s, 401);
     }
+    // whole-IP blocks: the attacker behind the balancer and the liar, never
+    // the balancer (its own users are blocked one by one, SPEC 4)
     let blocked: Vec<String> = gate
         .running()
         .guard()
         .brute
         .blocks()
         .into_iter()
+        .filter(|b| b.user.is_none())
         .map(|b| b.ip)
         .collect();
     assert!(blocked.contains(&"198.51.100.7".to_string()), "{blocked:?}");
@@ -481,4 +484,53 @@ async fn the_security_log_is_reopened_on_request() {
     assert!(!lines.iter().any(|l| l["user"] == "1001"));
     let old = std::fs::read_to_string(&rotated).expect("rotated");
     assert!(old.contains("\"user\":\"1001\""));
+}
+
+#[tokio::test]
+async fn a_burst_of_distinct_passwords_makes_at_most_five_checks() {
+    let (pki, _mock, gate) = edge::finesse_rig("", "").await;
+    let a = edge::client(&pki, &gate, FINESSE, "127.0.58.1");
+    // 100 at once: under the address's 120 connections
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let c = a.clone();
+        set.spawn(async move { status(&c, &basic("1001", &format!("guess{i}")), "1001").await });
+    }
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    while let Some(s) = set.join_next().await {
+        *statuses.entry(s.expect("task")).or_default() += 1;
+    }
+    let sent = gate.running().guard().validator.sent();
+    assert!(
+        sent <= 5,
+        "{sent} checks for a burst of 140 passwords: {statuses:?}"
+    );
+    assert_eq!(status(&a, &good("1001"), "1001").await, 418);
+}
+
+#[tokio::test]
+async fn the_sso_endpoints_keep_their_own_rate_on_the_unauthenticated_list() {
+    let (pki, _mock, gate) = edge::finesse_rig("[rate]\nnat_factor = 1\n", "").await;
+    let a = edge::client(&pki, &gate, FINESSE, "127.0.59.1");
+    let mut limited = 0;
+    for _ in 0..20 {
+        if edge::send(&a, "GET", FINESSE, "/desktop/sso/token", &[])
+            .await
+            .status
+            == 429
+        {
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 10,
+        "{limited} of 20 token requests limited at 5 r/s, burst 5"
+    );
+    // while static files from the same address still load
+    assert_eq!(
+        edge::send(&a, "GET", FINESSE, "/desktop/js/desktop.js", &[])
+            .await
+            .status,
+        200
+    );
 }

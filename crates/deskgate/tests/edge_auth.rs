@@ -107,6 +107,28 @@ fn denied_cases() -> Vec<Case> {
             host,
             "/desktop/%2e%2e/finesse/api/User/1001",
         ));
+        v.push(case("upgrade headers on a REST path", host, rest).upgrade("xmpp"));
+        v.push(case(
+            "static extension outside a static directory",
+            host,
+            "/desktop/gadgets/proxy/x.js?url=http://169.254.169.254/",
+        ));
+        v.push(case(
+            "xml extension under the API",
+            host,
+            "/desktop/api/anything/deeper/report.xml",
+        ));
+        v.push(case(
+            "dot segments into the API",
+            host,
+            "/desktop/js/../api/x.js",
+        ));
+        v.push(case(
+            "static file of a kind without a default list",
+            host,
+            "/livedata/static/app.js",
+        ));
+        v.push(case("a gadget server's script", host, "/gadget/widget.js"));
     }
     v
 }
@@ -193,15 +215,14 @@ async fn nothing_unauthenticated_reaches_any_upstream() {
     // the controls: the unauthenticated list, a CORS preflight, IdS (the
     // sign-in flow) and a right credential do get through
     let (g1, g2) = (good("1001"), good("1002"));
-    let allowed: [Allowed<'_>; 12] = [
+    let allowed: [Allowed<'_>; 11] = [
         (FINESSE, "GET", "/desktop/", vec![]),
         (FINESSE, "GET", "/desktop/js/desktop.js", vec![]),
         (FINESSE, "GET", "/desktop/css/theme/desktop.css", vec![]),
         (FINESSE, "GET", "/finesse/api/UserAuthMode/1001", vec![]),
         (FINESSE, "GET", "/desktop/sso/token", vec![]),
         (FINESSE, "GET", "/3rdpartygadget/files/gadget.xml", vec![]),
-        (LIVEDATA, "GET", "/livedata/static/app.js", vec![]),
-        (GADGET, "GET", "/gadget/widget.js", vec![]),
+        (FINESSE, "GET", "/desktop/theme/default/logo.svg", vec![]),
         (IDS, "GET", "/ids/v1/oauth/authorize", vec![]),
         (
             FINESSE,
@@ -665,4 +686,78 @@ async fn the_background_check_revokes_a_password_used_only_on_other_components()
         "{refused_after:?}"
     );
     assert_eq!(rig.cluster.requests("failed-sign-in") - failed_before, 1);
+}
+
+#[tokio::test]
+async fn upgrade_headers_do_not_turn_a_rest_call_into_a_gated_one() {
+    let (pki, mock, gate) = edge::finesse_rig("", "").await;
+    // the address signs in: proof (a) holds for it now
+    let c = edge::client(&pki, &gate, FINESSE, "127.0.62.1");
+    let r = edge::send(
+        &c,
+        "GET",
+        FINESSE,
+        "/finesse/api/User/1001",
+        &[("authorization", &good("1001"))],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    // another agent at that address asks for a REST path with upgrade headers
+    let (head, stream) = edge::upgrade(
+        &c,
+        FINESSE,
+        "/finesse/api/User/1002",
+        "xmpp",
+        &[("x-test-case", "smuggled")],
+    )
+    .await;
+    assert!(
+        stream.is_none() && head.starts_with("HTTP/1.1 401"),
+        "{head}"
+    );
+    assert!(!mock
+        .heads
+        .lock()
+        .expect("lock")
+        .iter()
+        .any(|h| h.contains("smuggled")));
+    // with a credential it is an ordinary authenticated request (the mock
+    // upgrades it: a 101 is what the upstream said)
+    let (head, _) = edge::upgrade(
+        &c,
+        FINESSE,
+        "/finesse/api/User/1002",
+        "xmpp",
+        &[("authorization", &good("1002"))],
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+}
+
+#[tokio::test]
+async fn a_preflight_is_forwarded_without_credentials_or_body() {
+    let (pki, mock, gate) = edge::finesse_rig("", "").await;
+    let c = edge::client(&pki, &gate, FINESSE, "127.0.63.1");
+    let pre = [
+        ("origin", "https://finesse1a.example.com:8445"),
+        ("access-control-request-method", "PUT"),
+    ];
+    let mut headers = pre.to_vec();
+    let guess = basic("1003", "guess");
+    headers.push(("authorization", &guess));
+    headers.push(("cookie", "JSESSIONID=abc"));
+    headers.push(("x-test-case", "preflight"));
+    let r = edge::send(&c, "OPTIONS", FINESSE, "/finesse/api/User/1003", &headers).await;
+    assert_eq!(r.status, 200);
+    let head = mock.last_head().to_ascii_lowercase();
+    assert!(head.contains("x-test-case: preflight"), "{head}");
+    assert!(
+        !head.contains("authorization") && !head.contains("cookie"),
+        "{head}"
+    );
+    // a preflight with a body is not a preflight
+    let mut req = edge::request("OPTIONS", FINESSE, "/finesse/api/User/1003", &pre);
+    *req.body_mut() = http_body_util::Full::new(bytes::Bytes::from_static(b"<User/>"));
+    let r = c.h1(req).await.expect("answer");
+    assert_eq!(r.status, 400);
 }

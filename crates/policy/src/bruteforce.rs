@@ -89,14 +89,32 @@ pub struct Block {
 struct PerIp {
     /// User -> distinct wrong credentials seen within the window (hash, when).
     failing: HashMap<Box<str>, Vec<(u64, Instant)>>,
+    /// Distinct users that failed within the window (hash of the name,
+    /// when), kept when a user gets blocked: attacking users one after the
+    /// other is still spraying.
+    sprayed: Vec<(u64, Instant)>,
+    /// User -> distinct new credentials being checked right now.
+    pending: HashMap<Box<str>, Vec<u64>>,
     blocked_users: HashMap<Box<str>, Instant>,
     blocked_until: Option<Instant>,
+}
+
+/// Users blocked from one IP at most; more is spraying by definition.
+const MAX_BLOCKED_USERS: usize = 1000;
+
+fn user_hash(user: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    user.hash(&mut h);
+    h.finish()
 }
 
 impl PerIp {
     fn new() -> PerIp {
         PerIp {
             failing: HashMap::new(),
+            sprayed: Vec::new(),
+            pending: HashMap::new(),
             blocked_users: HashMap::new(),
             blocked_until: None,
         }
@@ -108,11 +126,17 @@ impl PerIp {
             seen.retain(|(_, at)| now.saturating_duration_since(*at) < window);
         }
         self.failing.retain(|_, seen| !seen.is_empty());
+        self.sprayed
+            .retain(|(_, at)| now.saturating_duration_since(*at) < window);
         self.blocked_users.retain(|_, until| *until > now);
         if self.blocked_until.is_some_and(|u| u <= now) {
             self.blocked_until = None;
         }
-        self.failing.is_empty() && self.blocked_users.is_empty() && self.blocked_until.is_none()
+        self.failing.is_empty()
+            && self.sprayed.is_empty()
+            && self.pending.is_empty()
+            && self.blocked_users.is_empty()
+            && self.blocked_until.is_none()
     }
 
     fn blocks(&self) -> usize {
@@ -175,17 +199,69 @@ impl BruteForce {
         Verdict::Open
     }
 
+    /// Before a new credential is checked with Finesse: may it be? Failures
+    /// are only known once Finesse answers, so the checks in flight for one
+    /// (IP, user) count against the allowance too: a burst of 140 distinct
+    /// passwords at once makes at most `failures` checks, not 140. Give the
+    /// reservation back with [`BruteForce::end_check`].
+    pub fn begin_check(&self, ip: IpKey, user: &str, credential: u64) -> bool {
+        let now = self.clock.now();
+        let window = self.cfg.window;
+        let mut state = self.lock();
+        if !state.contains_key(&ip) && state.len() >= self.cfg.max_tracked {
+            self.make_room(&mut state, now);
+        }
+        let per = state.entry(ip).or_insert_with(PerIp::new);
+        let user = normal_user(user);
+        let counted = per.failing.get(user.as_str()).map_or(0, |seen| {
+            seen.iter()
+                .filter(|(c, at)| *c != credential && now.saturating_duration_since(*at) < window)
+                .count()
+        });
+        let pending = per.pending.entry(user.into()).or_default();
+        if pending.contains(&credential) {
+            return true;
+        }
+        if counted + pending.len() >= self.cfg.failures as usize {
+            return false;
+        }
+        pending.push(credential);
+        true
+    }
+
+    /// The check of `credential` is over (whatever Finesse said).
+    pub fn end_check(&self, ip: IpKey, user: &str, credential: u64) {
+        let mut state = self.lock();
+        if let Some(per) = state.get_mut(&ip) {
+            let user = normal_user(user);
+            if let Some(p) = per.pending.get_mut(user.as_str()) {
+                p.retain(|c| *c != credential);
+                if p.is_empty() {
+                    per.pending.remove(user.as_str());
+                }
+            }
+        }
+    }
+
     /// Records one wrong credential (`credential` identifies it, never the
-    /// password itself) that `user` tried from `ip`.
-    pub fn record_failure(&self, ip: IpKey, user: &str, credential: u64) -> Outcome {
+    /// password itself) that `user` tried from `ip`. `ip_blocks`: whether
+    /// this address may be blocked as a whole (not for exempt addresses,
+    /// whose users are still blocked one by one).
+    pub fn record_failure(
+        &self,
+        ip: IpKey,
+        user: &str,
+        credential: u64,
+        ip_blocks: bool,
+    ) -> Outcome {
         let now = self.clock.now();
         let cfg = &self.cfg;
         let mut state = self.lock();
-        if !state.contains_key(&ip) && state.len() >= cfg.max_tracked {
-            self.sweep_locked(&mut state, now);
-            if state.len() >= cfg.max_tracked {
-                return Outcome::Untracked;
-            }
+        if !state.contains_key(&ip)
+            && state.len() >= cfg.max_tracked
+            && !self.make_room(&mut state, now)
+        {
+            return Outcome::Untracked;
         }
         let per = state.entry(ip).or_insert_with(PerIp::new);
         let user = normal_user(user);
@@ -196,22 +272,24 @@ impl BruteForce {
         }
         seen.push((credential, now));
         let failures = seen.len() as u32;
-        let users = per
-            .failing
-            .values()
-            .filter(|s| {
-                s.iter()
-                    .any(|(_, at)| now.saturating_duration_since(*at) < cfg.window)
-            })
-            .count() as u32;
+        let uh = user_hash(&user);
+        per.sprayed
+            .retain(|(_, at)| now.saturating_duration_since(*at) < cfg.window);
+        match per.sprayed.iter_mut().find(|(h, _)| *h == uh) {
+            Some(entry) => entry.1 = now,
+            None => per.sprayed.push((uh, now)),
+        }
+        let users = per.sprayed.len() as u32;
         let before = per.blocks();
-        let outcome = if users >= cfg.spray_users {
+        let too_many_blocked = per.blocked_users.len() >= MAX_BLOCKED_USERS;
+        let outcome = if ip_blocks && (users >= cfg.spray_users || too_many_blocked) {
             per.blocked_until = Some(now + cfg.block);
             per.failing.clear();
+            per.sprayed.clear();
             Outcome::IpBlocked {
                 duration: cfg.block,
             }
-        } else if failures >= cfg.failures {
+        } else if failures >= cfg.failures && !too_many_blocked {
             per.failing.remove(user.as_str());
             per.blocked_users.insert(user.into(), now + cfg.block);
             Outcome::UserBlocked {
@@ -225,6 +303,26 @@ impl BruteForce {
             self.blocks.fetch_add(after - before, Ordering::Relaxed);
         }
         outcome
+    }
+
+    /// A full table: sweep, then forget one client that holds no block.
+    /// `false` when every tracked client is blocked.
+    fn make_room(&self, state: &mut HashMap<IpKey, PerIp>, now: Instant) -> bool {
+        self.sweep_locked(state, now);
+        if state.len() < self.cfg.max_tracked {
+            return true;
+        }
+        let victim = state
+            .iter()
+            .find(|(_, p)| p.blocks() == 0 && p.pending.is_empty())
+            .map(|(k, _)| *k);
+        match victim {
+            Some(k) => {
+                state.remove(&k);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Lifts a block; `true` if there was one.
@@ -330,11 +428,11 @@ mod tests {
         let (bf, _) = setup();
         let a = ip("127.0.0.5");
         assert_eq!(
-            bf.record_failure(a, "1001", 7),
+            bf.record_failure(a, "1001", 7, true),
             Outcome::Counted { failures: 1 }
         );
         for _ in 0..20 {
-            assert_eq!(bf.record_failure(a, "1001", 7), Outcome::Repeat);
+            assert_eq!(bf.record_failure(a, "1001", 7, true), Outcome::Repeat);
         }
         assert_eq!(bf.check(a, Some("1001")), Verdict::Open);
     }
@@ -345,12 +443,12 @@ mod tests {
         let a = ip("127.0.0.5");
         for c in 1..5 {
             assert_eq!(
-                bf.record_failure(a, "1001", c),
+                bf.record_failure(a, "1001", c, true),
                 Outcome::Counted { failures: c as u32 }
             );
         }
         assert_eq!(
-            bf.record_failure(a, "1001", 5),
+            bf.record_failure(a, "1001", 5, true),
             Outcome::UserBlocked {
                 duration: Duration::from_secs(1800)
             }
@@ -386,7 +484,7 @@ mod tests {
         let a = ip("127.0.0.5");
         for c in 0..20 {
             clock.advance(Duration::from_secs(10));
-            let out = bf.record_failure(a, "1001", c);
+            let out = bf.record_failure(a, "1001", c, true);
             assert!(
                 matches!(out, Outcome::Counted { failures } if failures <= 3),
                 "{out:?}"
@@ -399,15 +497,15 @@ mod tests {
         let (bf, clock) = setup();
         let a = ip("2001:db8::1");
         assert!(matches!(
-            bf.record_failure(a, "u1", 1),
+            bf.record_failure(a, "u1", 1, true),
             Outcome::Counted { .. }
         ));
         assert!(matches!(
-            bf.record_failure(a, "u2", 2),
+            bf.record_failure(a, "u2", 2, true),
             Outcome::Counted { .. }
         ));
         assert_eq!(
-            bf.record_failure(a, "u3", 3),
+            bf.record_failure(a, "u3", 3, true),
             Outcome::IpBlocked {
                 duration: Duration::from_secs(1800)
             }
@@ -433,38 +531,109 @@ mod tests {
         let (bf, _) = setup();
         let a = ip("127.0.0.5");
         for c in 0..5 {
-            bf.record_failure(a, "1001", c);
+            bf.record_failure(a, "1001", c, true);
         }
         assert_eq!(bf.blocks()[0].user.as_deref(), Some("1001"));
         assert!(bf.unblock(&Target::User(a, "1001".into())));
         assert_eq!(bf.check(a, Some("1001")), Verdict::Open);
         // the counter starts again from zero
         assert_eq!(
-            bf.record_failure(a, "1001", 99),
+            bf.record_failure(a, "1001", 99, true),
             Outcome::Counted { failures: 1 }
         );
     }
 
     #[test]
-    fn the_table_is_bounded_and_sweeps_before_refusing() {
+    fn the_table_is_bounded_evicting_clients_without_blocks() {
         let clock = Clock::manual();
         let cfg = BruteForceConfig {
             max_tracked: 100,
             ..BruteForceConfig::default()
         };
         let bf = BruteForce::new(cfg, clock.clone());
+        let nth = |i: u32| IpKey::of(std::net::Ipv4Addr::from(0x0a00_0000 + i).into());
         for i in 0..100u32 {
-            let a = IpKey::of(std::net::Ipv4Addr::from(0x0a00_0000 + i).into());
-            bf.record_failure(a, "u", 1);
+            bf.record_failure(nth(i), "u", 1, true);
         }
         let extra = ip("127.0.0.1");
-        assert_eq!(bf.record_failure(extra, "u", 1), Outcome::Untracked);
-        clock.advance(Duration::from_secs(31));
         assert_eq!(
-            bf.record_failure(extra, "u", 1),
+            bf.record_failure(extra, "u", 1, true),
             Outcome::Counted { failures: 1 }
         );
-        assert_eq!(bf.tracked(), 1);
+        assert_eq!(bf.tracked(), 100);
+        // a table full of blocks refuses rather than forget a block
+        let bf = BruteForce::new(
+            BruteForceConfig {
+                max_tracked: 10,
+                ..BruteForceConfig::default()
+            },
+            clock,
+        );
+        for i in 0..10u32 {
+            for u in ["a", "b", "c"] {
+                bf.record_failure(nth(i), u, 1, true);
+            }
+        }
+        assert_eq!(bf.record_failure(extra, "u", 1, true), Outcome::Untracked);
+        assert!(matches!(bf.check(nth(3), None), Verdict::IpBlocked { .. }));
+    }
+
+    #[test]
+    fn spraying_one_user_after_the_other_still_blocks_the_ip() {
+        let (bf, _) = setup();
+        let a = ip("127.0.0.5");
+        for c in 0..5 {
+            bf.record_failure(a, "1004", c, true);
+        }
+        for c in 0..4 {
+            bf.record_failure(a, "1005", 10 + c, true);
+        }
+        assert_eq!(
+            bf.record_failure(a, "1006", 20, true),
+            Outcome::IpBlocked {
+                duration: Duration::from_secs(1800)
+            }
+        );
+    }
+
+    #[test]
+    fn checks_in_flight_count_against_the_allowance() {
+        let (bf, _) = setup();
+        let a = ip("127.0.0.5");
+        let allowed = (0..140u64)
+            .filter(|c| bf.begin_check(a, "1001", *c))
+            .count();
+        assert_eq!(allowed, 5);
+        // the same credential again (single flight) is not a new attempt
+        assert!(bf.begin_check(a, "1001", 0));
+        // another user at that address is not held back
+        assert!(bf.begin_check(a, "1002", 0));
+        for c in 0..5 {
+            bf.end_check(a, "1001", c);
+        }
+        bf.record_failure(a, "1001", 0, true);
+        bf.record_failure(a, "1001", 1, true);
+        let allowed = (100..140u64)
+            .filter(|c| bf.begin_check(a, "1001", *c))
+            .count();
+        assert_eq!(allowed, 3);
+    }
+
+    #[test]
+    fn exempt_addresses_block_users_but_never_the_whole_address() {
+        let (bf, _) = setup();
+        let a = ip("10.9.9.9");
+        for u in ["u1", "u2", "u3", "u4"] {
+            bf.record_failure(a, u, 1, false);
+        }
+        assert_eq!(bf.check(a, None), Verdict::Open);
+        for c in 0..5 {
+            bf.record_failure(a, "u1", 10 + c, false);
+        }
+        assert!(matches!(
+            bf.check(a, Some("u1")),
+            Verdict::UserBlocked { .. }
+        ));
     }
 
     #[test]

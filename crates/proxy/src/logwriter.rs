@@ -51,9 +51,15 @@ impl From<SecurityLogTarget> for Sink {
 /// Lines are gathered up to this many bytes before one write.
 const BATCH: usize = 64 * 1024;
 
+/// Lines queued for the writer at most. A disk or syslog that cannot keep
+/// up loses lines (counted, and said so in the log) instead of memory
+/// growing without bound under a flood.
+const QUEUE: usize = 100_000;
+
 /// Handle to one writer thread.
 pub struct LineWriter {
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::SyncSender<Msg>,
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl LineWriter {
@@ -61,7 +67,7 @@ impl LineWriter {
     pub fn start(sink: impl Into<Sink>, name: &str) -> std::io::Result<Arc<LineWriter>> {
         let sink = sink.into();
         let mut out = open(&sink)?;
-        let (tx, rx) = mpsc::channel::<Msg>();
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
         let what = name.to_string();
         std::thread::Builder::new()
             .name(name.into())
@@ -95,17 +101,32 @@ impl LineWriter {
                     let _ = out.flush();
                 }
             })?;
-        Ok(Arc::new(LineWriter { tx }))
+        Ok(Arc::new(LineWriter {
+            tx,
+            dropped: std::sync::atomic::AtomicU64::new(0),
+        }))
     }
 
     /// Reopens the log file (SIGUSR1).
     pub fn reopen(&self) {
+        // rare, and must not be lost: waits for room
         let _ = self.tx.send(Msg::Reopen);
     }
 
-    /// Queues one line (ending in a newline).
+    /// Queues one line (ending in a newline); never waits.
     pub fn write(&self, line: String) {
-        let _ = self.tx.send(Msg::Line(line));
+        use std::sync::atomic::Ordering;
+        if self.tx.try_send(Msg::Line(line)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let lost = self.dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            let note = format!("{{\"log\":\"deskgate\",\"lines_dropped\":{lost}}}\n");
+            if self.tx.try_send(Msg::Line(note)).is_err() {
+                self.dropped.fetch_add(lost, Ordering::Relaxed);
+            }
+        }
     }
 }
 

@@ -188,7 +188,11 @@ fn admin_answer<B>(req: &Request<B>, st: &AdminState) -> Response<Full<Bytes>> {
 fn parse_target(s: &str) -> Option<deskgate_policy::bruteforce::Target> {
     use deskgate_policy::bruteforce::Target;
     use deskgate_policy::IpKey;
-    let ip = |t: &str| t.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok();
+    // `2001:db8::/64` as `deskgate blocks` shows an IPv6 client
+    let ip = |t: &str| {
+        let t = t.strip_suffix("/64").unwrap_or(t);
+        t.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok()
+    };
     match s.rsplit_once('@') {
         Some((user, addr)) if !user.is_empty() => {
             Some(Target::User(IpKey::of(ip(addr)?), user.to_string()))
@@ -242,6 +246,10 @@ mod tests {
             Some(Target::User(ip("2001:db8::1"), "a@b.c".into()))
         );
         assert_eq!(parse_target("@1.2.3.4"), None);
+        assert_eq!(
+            parse_target("2001:db8::/64"),
+            Some(Target::Ip(ip("2001:db8::5")))
+        );
         assert_eq!(parse_target("nonsense"), None);
         assert_eq!(percent_decode("1001%40127.0.0.1"), "1001@127.0.0.1");
     }

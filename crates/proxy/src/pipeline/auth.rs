@@ -59,6 +59,8 @@ pub fn known(g: &Guard, p: &Presented) -> Known {
                 user,
                 refresh: false,
             },
+            // a token Finesse refused (upstream mode) is remembered too
+            None if matches!(g.creds.lookup(&c.key), Lookup::Rejected) => Known::Rejected,
             None => Known::Unknown,
         },
     }
@@ -71,9 +73,10 @@ pub struct Context<'a> {
     pub exempt: bool,
     pub route: &'a str,
     pub request_id: &'a str,
-    /// The request itself goes to the checking Finesse's REST API, so its
-    /// answer stands in for a background check (one Finesse contact, not
-    /// two: a stale password must cost Finesse one failed sign-in only).
+    /// The request is the user reading itself from the checking Finesse
+    /// (`GET /finesse/api/User/<self>`), so its answer stands in for a
+    /// background check (one Finesse contact, not two: a stale password
+    /// must cost Finesse one failed sign-in only).
     pub forwarded_check: bool,
 }
 
@@ -117,6 +120,10 @@ pub async fn verify(
                 refresh_due: by_answer,
             })
         }
+        Known::Rejected if c.scheme == Scheme::Bearer => {
+            log_failure(g, cx, None, "token_rejected");
+            Err(Deny::Unauthorized("token_rejected"))
+        }
         Known::Rejected => Err(failure(g, cx, c, "wrong_credentials")),
         Known::Unknown | Known::Nothing => match c.scheme {
             Scheme::Basic => basic(conn, c, cx).await.map(fresh),
@@ -126,7 +133,8 @@ pub async fn verify(
 }
 
 /// What Finesse's answer to a forwarded REST request says about the
-/// credential that carried it: a 2xx confirms it (the due check is done),
+/// credential that carried it: a 2xx to the user reading itself confirms
+/// it (the due check is done),
 /// a 401 `Authorization Failure` means Finesse no longer accepts it (a
 /// changed password): it is dropped at once, so a stale desktop costs
 /// Finesse one failed sign-in, not one per request until the next check.
@@ -186,6 +194,23 @@ async fn basic(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Result
     let Some(check) = g.check_for(cx.component) else {
         return Err(Deny::AuthUnavailable);
     };
+    // failures are known only once Finesse answers: checks in flight count
+    // against the user's allowance, and one address has few at a time
+    let ip = IpKey::of(cx.client);
+    let Some(_attempt) = Attempt::begin(g, ip, &user, short(&c.key)) else {
+        log_failure(g, cx, Some(&user), "too_many_attempts");
+        return Err(Deny::Unauthorized("too_many_attempts"));
+    };
+    let Some(_slot) = per_ip_check_slot(g, ip).await else {
+        return Err(Deny::AuthUnavailable);
+    };
+    if !matches!(
+        g.brute.check(ip, Some(&user)),
+        deskgate_policy::bruteforce::Verdict::Open
+    ) && !cx.exempt
+    {
+        return Err(Deny::Blocked);
+    }
     let creds = g.creds.clone();
     let (key, u) = (c.key, user.clone());
     let answer = g
@@ -263,6 +288,8 @@ async fn bearer(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Resul
                 Ok(user)
             }
             Answer::Rejected(_) => {
+                // remembered: repeating a refused token costs Finesse nothing
+                g.creds.reject(c.key);
                 log_failure(g, cx, Some(&user), "token_rejected");
                 Err(Deny::Unauthorized("token_rejected"))
             }
@@ -280,6 +307,48 @@ async fn bearer(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Resul
             log_failure(g, cx, None, reason);
             Err(Deny::Unauthorized(reason))
         }
+    }
+}
+
+/// Checks of new credentials one client address may have in flight.
+const CHECKS_PER_IP: u32 = 8;
+
+/// A reservation of one check against the (IP, user) allowance, given back on drop.
+struct Attempt<'a> {
+    g: &'a Guard,
+    ip: IpKey,
+    user: String,
+    credential: u64,
+}
+
+impl<'a> Attempt<'a> {
+    fn begin(g: &'a Guard, ip: IpKey, user: &str, credential: u64) -> Option<Attempt<'a>> {
+        g.brute.begin_check(ip, user, credential).then(|| Attempt {
+            g,
+            ip,
+            user: user.to_string(),
+            credential,
+        })
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.g.brute.end_check(self.ip, &self.user, self.credential);
+    }
+}
+
+/// Waits (up to the validation timeout) for one of the address's check slots.
+async fn per_ip_check_slot(g: &Guard, ip: IpKey) -> Option<deskgate_policy::counters::Slot<IpKey>> {
+    let deadline = tokio::time::Instant::now() + g.settings.auth.validation_timeout;
+    loop {
+        if let Some(s) = g.checking.try_take(ip, CHECKS_PER_IP) {
+            return Some(s);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 
@@ -345,16 +414,15 @@ fn log_failure(g: &Guard, cx: &Context<'_>, user: Option<&str>, reason: &str) {
 }
 
 /// A wrong Basic credential: logged, and counted for step 5 unless the
-/// client is exempt. Returns the answer to give.
+/// Returns the answer to give.
 fn failure(g: &Guard, cx: &Context<'_>, c: &Credential, reason: &'static str) -> Deny {
     let user = c.claimed_user.as_deref().unwrap_or("-");
     log_failure(g, cx, Some(user), reason);
-    if cx.exempt {
-        return Deny::Unauthorized(reason);
-    }
+    // an exempt address (a forward proxy) is never blocked as a whole, but
+    // its users are, one by one
     let outcome = g
         .brute
-        .record_failure(IpKey::of(cx.client), user, short(&c.key));
+        .record_failure(IpKey::of(cx.client), user, short(&c.key), !cx.exempt);
     let mut e = match outcome {
         Outcome::UserBlocked { duration } => {
             let mut e = Event::new(Kind::Block, "user_failures");

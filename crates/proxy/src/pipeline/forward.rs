@@ -165,7 +165,7 @@ fn classify(e: &hyper_util::client::legacy::Error, flags: &BodyFlags, rec: &Reco
 }
 
 /// A request that says it has a body (any Content-Length but 0, or chunked).
-fn declares_body<B: http_body::Body>(req: &Request<B>) -> bool {
+pub fn declares_body<B: http_body::Body>(req: &Request<B>) -> bool {
     !req.body().is_end_stream()
         || req
             .headers()
@@ -191,6 +191,21 @@ pub fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
             .get(header::UPGRADE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The WebSocket endpoints the gate decides for: notifications and chat
+/// (`/ws/`) and socket.io (LiveData).
+pub fn is_websocket_endpoint(path: &str) -> bool {
+    under(path, &["/ws", "/socket.io"])
+}
+
+fn under(path: &str, prefixes: &[&str]) -> bool {
+    prefixes.iter().any(|p| {
+        path == *p
+            || path
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// BOSH and socket.io polling hold a request open on purpose.

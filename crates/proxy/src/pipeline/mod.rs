@@ -111,9 +111,13 @@ async fn run(
     let comp = &route.component;
     let exempt = g.is_exempt(client.ip, d);
     let upgrade = forward::is_websocket_upgrade(&req);
+    // the gate (step 9) decides only for the WebSocket endpoints and the
+    // long-poll transports; an upgrade anywhere else needs a credential
+    let ws_endpoint = upgrade && forward::is_websocket_endpoint(&path.decided);
+    let long_poll = !upgrade && forward::is_long_poll(&path.decided);
     let presented = credential::presented(
         req.headers(),
-        upgrade && g.settings.websocket.subprotocol,
+        ws_endpoint && g.settings.websocket.subprotocol,
         &g.hasher,
         g.checker(comp),
     );
@@ -131,14 +135,29 @@ async fn run(
     let authenticates = comp.security.auth == AuthMode::Finesse;
     let fold = comp.rules.case_insensitive;
     let on_list = any_matches(&comp.security.unauthenticated, &path.decided, fold);
-    let gated = authenticates && (upgrade || forward::is_long_poll(&path.decided));
-    let needs_auth = authenticates && !on_list && !gated && !is_cors_preflight(&req);
+    let gated = authenticates && (ws_endpoint || long_poll);
+    let preflight = is_cors_preflight(&req);
+    // an upgrade is never on the unauthenticated list
+    let free = on_list && !upgrade;
+    let needs_auth = authenticates && !gated && !free && !preflight;
+    if upgrade {
+        // credentials in the offered protocols never reach an upstream
+        credential::strip_auth_subprotocol(req.headers_mut());
+    }
+    if preflight {
+        // a preflight carries no credentials and no body: nothing else is forwarded
+        if forward::declares_body(&req) {
+            return Err(Deny::BadRequest("preflight_with_body"));
+        }
+        req.headers_mut().remove(header::AUTHORIZATION);
+        req.headers_mut().remove(header::COOKIE);
+    }
     let known = if needs_auth || gated {
         auth::known(g, &presented)
     } else {
         auth::Known::Nothing
     };
-    let _in_flight = rate_limit::check(
+    let limited = rate_limit::check(
         g,
         &rate_limit::Subject {
             component: comp,
@@ -149,24 +168,44 @@ async fn run(
             unauthenticated: on_list,
         },
         rec,
-    )?;
+    );
+    let _in_flight = match limited {
+        Ok(slot) => slot,
+        Err(d) => {
+            release_refresh(g, &presented, &known);
+            return Err(d);
+        }
+    };
     // 8. authentication, 9. WebSocket gate
     let to_checker_api = g.checker(comp) == comp.name && path.decided.starts_with("/finesse/api/");
+    // only the user reading itself, without a session cookie Finesse could
+    // accept instead, says for sure that Finesse still takes the password
+    let self_read = to_checker_api
+        && req.method() == http::Method::GET
+        && !req.headers().contains_key(header::COOKIE)
+        && match &presented {
+            credential::Presented::Some(c) => c.claimed_user.as_deref().is_some_and(|u| {
+                path.decided
+                    .strip_prefix("/finesse/api/User/")
+                    .is_some_and(|p| p.eq_ignore_ascii_case(u))
+            }),
+            _ => false,
+        };
     let cx = auth::Context {
         component: comp,
         client: client.ip,
         exempt,
         route: &comp.name,
         request_id: &rec.request_id,
-        forwarded_check: to_checker_api,
+        forwarded_check: self_read,
     };
     let mut set_cookie = None;
     let mut hold = None;
     let mut observe = None;
     if needs_auth {
         let v = auth::verify(conn, &presented, known, &cx).await?;
-        g.mark_authenticated(client.ip);
-        set_cookie = g.session_cookie(&v.user, req.headers());
+        g.mark_authenticated(g.checker(comp), client.ip);
+        set_cookie = g.session_cookie(g.checker(comp), &v.user, req.headers());
         rec.user = Some(v.user.to_string());
         if let credential::Presented::Some(c) = &presented {
             if to_checker_api && c.scheme == credential::Scheme::Basic {
@@ -174,13 +213,28 @@ async fn run(
             }
         }
     } else if gated {
-        let admitted =
-            ws_gate::check(conn, req.headers_mut(), &presented, known, upgrade, &cx).await?;
+        let admitted = ws_gate::check(conn, req.headers(), &presented, known, upgrade, &cx).await?;
         rec.user = admitted.user.map(|u| u.to_string());
         hold = admitted.slot;
     }
     // 10. forward (or tunnel)
-    let mut resp = forward::forward(req, route, &path, &client, conn, rec, hold).await?;
+    let forwarded = forward::forward(req, route, &path, &client, conn, rec, hold).await;
+    let mut resp = match forwarded {
+        Ok(r) => r,
+        Err(d) => {
+            // the answer that was to confirm the credential never came
+            if let Some((key, v)) = &observe {
+                if v.refresh_due {
+                    g.creds.refresh_abandoned(key);
+                }
+            }
+            return Err(d);
+        }
+    };
+    if gated && upgrade && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        // the gate admitted an upgrade, not whatever else the path answers
+        return Err(Deny::UpstreamFailed);
+    }
     if let Some((key, v)) = observe {
         resp = auth::observe(g, key, &v, client.ip, &comp.name, resp).await;
     }
@@ -188,6 +242,15 @@ async fn run(
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(resp)
+}
+
+/// A request refused before step 8 gives back the background check it won.
+fn release_refresh(g: &Guard, presented: &credential::Presented, known: &auth::Known) {
+    if let (credential::Presented::Some(c), auth::Known::Valid { refresh: true, .. }) =
+        (presented, known)
+    {
+        g.creds.refresh_abandoned(&c.key);
+    }
 }
 
 /// A CORS preflight carries no credentials; it skips authentication only.

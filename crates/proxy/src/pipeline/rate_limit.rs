@@ -33,25 +33,29 @@ pub struct Subject<'a> {
 }
 
 pub fn check(g: &Guard, s: &Subject<'_>, rec: &Record) -> Result<Option<InFlightSlot>, Deny> {
-    if s.exempt {
-        return Ok(None);
-    }
     let Some(rates) = g.rates_of(s.component) else {
         return Ok(None);
     };
     let sec = &s.component.security;
     let fold = s.component.rules.case_insensitive;
-    let class: &Class = if s.unauthenticated {
-        &g.static_class
-    } else {
-        sec.classes
-            .iter()
-            .position(|c| deskgate_config::pattern::any_matches(&c.paths, s.path, fold))
-            .and_then(|i| rates.classes.get(i))
-            .unwrap_or(&rates.own)
-    };
+    // the component's classes by path first (the SSO endpoints are on the
+    // unauthenticated list and still get their 5 r/s), then the static
+    // class, then the component's own rate
+    let class: &Class = sec
+        .classes
+        .iter()
+        .position(|c| deskgate_config::pattern::any_matches(&c.paths, s.path, fold))
+        .and_then(|i| rates.classes.get(i))
+        .unwrap_or(if s.unauthenticated {
+            &g.static_class
+        } else {
+            &rates.own
+        });
     let (key, cap) = match s.known_user {
         Some(u) => (Key::User(g.user_key(u)), sec.in_flight),
+        // exempt addresses (proxies, balancers) are not limited as a whole;
+        // the known users behind them still are
+        None if s.exempt => return Ok(None),
         None => (
             Key::Ip(IpKey::of(s.client)),
             sec.in_flight.saturating_mul(g.settings.rate.nat_factor),

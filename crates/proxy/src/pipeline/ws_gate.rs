@@ -16,7 +16,7 @@ use super::auth::{self, Context, Known};
 use super::deny::Deny;
 use super::seclog::{Event, Kind};
 use crate::listen::ConnInfo;
-use crate::security::credential::{strip_auth_subprotocol, Presented};
+use crate::security::credential::Presented;
 use crate::security::Guard;
 use deskgate_policy::counters::Slot;
 use deskgate_policy::IpKey;
@@ -45,16 +45,13 @@ pub struct Admitted {
 
 pub async fn check(
     conn: &Arc<ConnInfo>,
-    headers: &mut HeaderMap,
+    headers: &HeaderMap,
     presented: &Presented,
     known: Known,
     upgrade: bool,
     cx: &Context<'_>,
 ) -> Result<Admitted, Deny> {
     let g = &conn.shared.guard;
-    if upgrade {
-        strip_auth_subprotocol(headers);
-    }
     let (user, proof) = if !matches!(presented, Presented::None) {
         match auth::verify(conn, presented, known, cx).await {
             Ok(v) => (Some(v.user), Proof::Credential),
@@ -62,9 +59,9 @@ pub async fn check(
             Err(Deny::Unauthorized(reason)) => return Err(deny(g, cx, reason)),
             Err(d) => return Err(d),
         }
-    } else if let Some((u, _)) = g.cookie_user(headers) {
+    } else if let Some((u, _)) = g.cookie_user(g.checker(cx.component), headers) {
         (Some(Arc::from(u)), Proof::Cookie)
-    } else if g.recently_authenticated(cx.client) {
+    } else if g.recently_authenticated(g.checker(cx.component), cx.client) {
         (None, Proof::RecentIp)
     } else {
         return Err(deny(g, cx, "no_proof"));

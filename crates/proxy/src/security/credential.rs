@@ -106,7 +106,12 @@ fn basic_user(b64: &str) -> Option<String> {
     let raw = STANDARD.decode(b64).ok()?;
     let colon = raw.iter().position(|b| *b == b':')?;
     let user = std::str::from_utf8(&raw[..colon]).ok()?;
-    let ok = !user.is_empty() && user.len() <= MAX_USER && !user.chars().any(char::is_control);
+    // `.` and `..` would turn the check URL's `{user}` into a dot segment
+    let ok = !user.is_empty()
+        && user != "."
+        && user != ".."
+        && user.len() <= MAX_USER
+        && !user.chars().any(char::is_control);
     ok.then(|| user.to_string())
 }
 

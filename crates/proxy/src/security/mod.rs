@@ -52,8 +52,11 @@ pub struct Guard {
     /// Open WebSockets per user (proofs b, c) and per IP (proof a).
     pub ws_users: Arc<Counters<u64>>,
     pub ws_ips: Arc<Counters<IpKey>>,
-    /// Client IP -> clock ticks of its last authenticated request (proof a).
-    recent: quick_cache::sync::Cache<IpKey, u64>,
+    /// Checks of new credentials in flight per client IP.
+    pub checking: Arc<Counters<IpKey>>,
+    /// (checking Finesse, client IP) -> clock ticks of its last
+    /// authenticated request (proof a).
+    recent: quick_cache::sync::Cache<(u64, IpKey), u64>,
     cookies: CookieSigner,
     pub log: SecurityLog,
 }
@@ -126,6 +129,7 @@ impl Guard {
             connections: Counters::new(),
             ws_users: Counters::new(),
             ws_ips: Counters::new(),
+            checking: Counters::new(),
             recent: quick_cache::sync::Cache::new(200_000),
             cookies: CookieSigner::random()?,
             log,
@@ -143,12 +147,13 @@ impl Guard {
         self.settings.is_exempt(ip) || d.client_ip.is_trusted(ip)
     }
 
-    /// Proof (a): remember that this client IP authenticated just now.
-    pub fn mark_authenticated(&self, ip: IpAddr) {
+    /// Proof (a): remember that this client IP authenticated just now with
+    /// a credential `checker` accepted.
+    pub fn mark_authenticated(&self, checker: &str, ip: IpAddr) {
         let Some(window) = self.settings.websocket.ip_window else {
             return;
         };
-        let key = IpKey::of(ip);
+        let key = (checker_key(checker), IpKey::of(ip));
         let now = self.clock.ticks();
         // one write per tenth of the window is plenty
         let fresh = self
@@ -160,37 +165,44 @@ impl Guard {
         }
     }
 
-    /// Proof (a): did this client IP authenticate within the window?
-    pub fn recently_authenticated(&self, ip: IpAddr) -> bool {
+    /// Proof (a): did this client IP authenticate with `checker` within the window?
+    pub fn recently_authenticated(&self, checker: &str, ip: IpAddr) -> bool {
         let Some(window) = self.settings.websocket.ip_window else {
             return false;
         };
         self.recent
-            .get(&IpKey::of(ip))
+            .get(&(checker_key(checker), IpKey::of(ip)))
             .is_some_and(|t| self.clock.ticks().saturating_sub(t) < window.as_nanos() as u64)
     }
 
-    /// Proof (c): the user named by a valid session cookie, and its seconds left.
-    pub fn cookie_user(&self, h: &HeaderMap) -> Option<(String, u64)> {
+    /// Proof (c): the user named by a valid session cookie that `checker`'s
+    /// credentials earned (a cookie from another Finesse cluster is no
+    /// proof here), and its seconds left.
+    pub fn cookie_user(&self, checker: &str, h: &HeaderMap) -> Option<(String, u64)> {
         self.settings.websocket.cookie_ttl?;
         let now = unix_now();
         cookie_values(h).find_map(|v| {
-            let user = self.cookies.check(v, now)?;
+            let subject = self.cookies.check(v, now)?;
+            let (c, user) = subject.split_once('\u{1f}')?;
+            if c != checker {
+                return None;
+            }
             let left = self.cookies.remaining(v, now)?;
-            Some((user, left))
+            Some((user.to_string(), left))
         })
     }
 
-    /// A `Set-Cookie` for `user`, unless the request already has a cookie
-    /// for that user with more than half its life left.
-    pub fn session_cookie(&self, user: &str, h: &HeaderMap) -> Option<HeaderValue> {
+    /// A `Set-Cookie` for `user` (checked by `checker`), unless the request
+    /// already has one for them with more than half its life left.
+    pub fn session_cookie(&self, checker: &str, user: &str, h: &HeaderMap) -> Option<HeaderValue> {
         let ttl = self.settings.websocket.cookie_ttl?;
-        if let Some((u, left)) = self.cookie_user(h) {
+        if let Some((u, left)) = self.cookie_user(checker, h) {
             if u == user && left > ttl.as_secs() / 2 {
                 return None;
             }
         }
-        let value = self.cookies.issue(user, unix_now() + ttl.as_secs());
+        let subject = format!("{checker}\u{1f}{user}");
+        let value = self.cookies.issue(&subject, unix_now() + ttl.as_secs());
         HeaderValue::from_str(&format!(
             "{SESSION_COOKIE}={value}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Strict",
             ttl.as_secs()
@@ -237,6 +249,14 @@ impl Guard {
         e.message = Some(format!("{what} unblocked by an operator"));
         self.log.write(e);
     }
+}
+
+/// A short key for a checker name (a handful of names per deployment).
+fn checker_key(checker: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    checker.hash(&mut h);
+    h.finish()
 }
 
 /// Our cookie's values in the request's `Cookie` headers.
