@@ -232,6 +232,15 @@ fn print_summary(d: &Deployment) {
             c.security.in_flight,
             c.security.unauthenticated.len()
         );
+        if c.security.auth == deskgate_config::AuthMode::Finesse
+            && c.security.unauthenticated.is_empty()
+            && c.kind != deskgate_config::kinds::Kind::Chat
+        {
+            println!(
+                "  note: every request to {} needs a credential, static files too; list its static paths with unauthenticated = [\"/path/**/*.js\", ...] if browsers or Finesse load them before sign-in",
+                c.name
+            );
+        }
     }
     let w = &sec.websocket;
     let on = |b: bool| if b { "on" } else { "off" };

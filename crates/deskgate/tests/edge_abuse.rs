@@ -534,3 +534,67 @@ async fn the_sso_endpoints_keep_their_own_rate_on_the_unauthenticated_list() {
         200
     );
 }
+
+#[tokio::test]
+async fn guesses_are_counted_even_when_the_client_hangs_up() {
+    let (pki, _mock, gate) = edge::finesse_rig_with(Behaviour::SlowFinesse, "", "").await;
+    let a = edge::client(&pki, &gate, FINESSE, "127.0.64.1");
+    for i in 0..10 {
+        // gone before Finesse answers (300 ms)
+        let _ = tokio::time::timeout(
+            Duration::from_millis(100),
+            status(&a, &basic("1003", &format!("guess{i}")), "1003"),
+        )
+        .await;
+    }
+    let t = std::time::Instant::now();
+    while !gate
+        .running()
+        .guard()
+        .brute
+        .blocks()
+        .iter()
+        .any(|b| b.user.as_deref() == Some("1003"))
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "abandoned guesses were not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(&a, &good("1003"), "1003").await, 418);
+    assert!(gate.running().guard().validator.sent() <= 5);
+}
+
+#[tokio::test]
+async fn agents_signing_in_together_behind_one_address_share_nothing_but_the_address() {
+    let (pki, _mock, gate) = edge::finesse_rig_with(Behaviour::SlowFinesse, "", "").await;
+    let nat = edge::client(&pki, &gate, FINESSE, "127.0.65.1");
+    // 10 agents at once, each desktop firing 10 calls with its credential
+    let mut set = tokio::task::JoinSet::new();
+    for agent in 0..10 {
+        for _ in 0..10 {
+            let c = nat.clone();
+            let user = format!("{}", 1001 + agent);
+            set.spawn(async move { status(&c, &good(&user), &user).await });
+        }
+    }
+    while let Some(s) = set.join_next().await {
+        assert_eq!(s.expect("task"), 200);
+    }
+    assert_eq!(
+        gate.running().guard().validator.sent(),
+        10,
+        "one check per agent"
+    );
+    // one typo in a burst of 20 is one check and one failure
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let c = nat.clone();
+        set.spawn(async move { status(&c, &basic("1020", "typo"), "1020").await });
+    }
+    while let Some(s) = set.join_next().await {
+        assert_eq!(s.expect("task"), 401);
+    }
+    assert_eq!(gate.running().guard().validator.sent(), 11);
+}

@@ -93,8 +93,6 @@ struct PerIp {
     /// when), kept when a user gets blocked: attacking users one after the
     /// other is still spraying.
     sprayed: Vec<(u64, Instant)>,
-    /// User -> distinct new credentials being checked right now.
-    pending: HashMap<Box<str>, Vec<u64>>,
     blocked_users: HashMap<Box<str>, Instant>,
     blocked_until: Option<Instant>,
 }
@@ -114,7 +112,6 @@ impl PerIp {
         PerIp {
             failing: HashMap::new(),
             sprayed: Vec::new(),
-            pending: HashMap::new(),
             blocked_users: HashMap::new(),
             blocked_until: None,
         }
@@ -134,7 +131,6 @@ impl PerIp {
         }
         self.failing.is_empty()
             && self.sprayed.is_empty()
-            && self.pending.is_empty()
             && self.blocked_users.is_empty()
             && self.blocked_until.is_none()
     }
@@ -144,10 +140,19 @@ impl PerIp {
     }
 }
 
+/// (client IP, user) of checks in flight.
+type PendingKey = (IpKey, Box<str>);
+
 pub struct BruteForce {
     cfg: BruteForceConfig,
     clock: Clock,
     state: Mutex<HashMap<IpKey, PerIp>>,
+    /// (IP, user) -> distinct new credentials being checked right now.
+    /// Apart from `state`: bounded by the checks in flight, and never a
+    /// reason to sweep the big table.
+    pending: Mutex<HashMap<PendingKey, Vec<u64>>>,
+    /// When the full table was last swept (at most once a second).
+    last_sweep: Mutex<Option<Instant>>,
     /// Active blocks (an upper bound): when 0, `check` takes no lock.
     blocks: AtomicUsize,
 }
@@ -158,6 +163,8 @@ impl BruteForce {
             cfg,
             clock,
             state: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(None),
             blocks: AtomicUsize::new(0),
         }
     }
@@ -207,38 +214,41 @@ impl BruteForce {
     pub fn begin_check(&self, ip: IpKey, user: &str, credential: u64) -> bool {
         let now = self.clock.now();
         let window = self.cfg.window;
-        let mut state = self.lock();
-        if !state.contains_key(&ip) && state.len() >= self.cfg.max_tracked {
-            self.make_room(&mut state, now);
-        }
-        let per = state.entry(ip).or_insert_with(PerIp::new);
         let user = normal_user(user);
-        let counted = per.failing.get(user.as_str()).map_or(0, |seen| {
-            seen.iter()
-                .filter(|(c, at)| *c != credential && now.saturating_duration_since(*at) < window)
-                .count()
-        });
-        let pending = per.pending.entry(user.into()).or_default();
-        if pending.contains(&credential) {
+        let counted = {
+            let state = self.lock();
+            state
+                .get(&ip)
+                .and_then(|per| per.failing.get(user.as_str()))
+                .map_or(0, |seen| {
+                    seen.iter()
+                        .filter(|(c, at)| {
+                            *c != credential && now.saturating_duration_since(*at) < window
+                        })
+                        .count()
+                })
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (ip, Box::<str>::from(user.as_str()));
+        let held = pending.get(&key).map_or(&[][..], |v| v.as_slice());
+        if held.contains(&credential) {
             return true;
         }
-        if counted + pending.len() >= self.cfg.failures as usize {
+        if counted + held.len() >= self.cfg.failures as usize {
             return false;
         }
-        pending.push(credential);
+        pending.entry(key).or_default().push(credential);
         true
     }
 
     /// The check of `credential` is over (whatever Finesse said).
     pub fn end_check(&self, ip: IpKey, user: &str, credential: u64) {
-        let mut state = self.lock();
-        if let Some(per) = state.get_mut(&ip) {
-            let user = normal_user(user);
-            if let Some(p) = per.pending.get_mut(user.as_str()) {
-                p.retain(|c| *c != credential);
-                if p.is_empty() {
-                    per.pending.remove(user.as_str());
-                }
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (ip, Box::<str>::from(normal_user(user).as_str()));
+        if let Some(p) = pending.get_mut(&key) {
+            p.retain(|c| *c != credential);
+            if p.is_empty() {
+                pending.remove(&key);
             }
         }
     }
@@ -279,9 +289,15 @@ impl BruteForce {
             Some(entry) => entry.1 = now,
             None => per.sprayed.push((uh, now)),
         }
+        if per.sprayed.len() > MAX_BLOCKED_USERS {
+            // an exempt address is never blocked as a whole: keep the newest
+            per.sprayed.remove(0);
+        }
         let users = per.sprayed.len() as u32;
         let before = per.blocks();
-        let too_many_blocked = per.blocked_users.len() >= MAX_BLOCKED_USERS;
+        // past this many blocked users an address is spraying; an exempt one
+        // cannot be blocked as a whole, so its users keep being blocked
+        let too_many_blocked = ip_blocks && per.blocked_users.len() >= MAX_BLOCKED_USERS;
         let outcome = if ip_blocks && (users >= cfg.spray_users || too_many_blocked) {
             per.blocked_until = Some(now + cfg.block);
             per.failing.clear();
@@ -308,14 +324,22 @@ impl BruteForce {
     /// A full table: sweep, then forget one client that holds no block.
     /// `false` when every tracked client is blocked.
     fn make_room(&self, state: &mut HashMap<IpKey, PerIp>, now: Instant) -> bool {
-        self.sweep_locked(state, now);
-        if state.len() < self.cfg.max_tracked {
-            return true;
+        let due = {
+            let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
+            let due =
+                last.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        if due {
+            self.sweep_locked(state, now);
+            if state.len() < self.cfg.max_tracked {
+                return true;
+            }
         }
-        let victim = state
-            .iter()
-            .find(|(_, p)| p.blocks() == 0 && p.pending.is_empty())
-            .map(|(k, _)| *k);
+        let victim = state.iter().find(|(_, p)| p.blocks() == 0).map(|(k, _)| *k);
         match victim {
             Some(k) => {
                 state.remove(&k);

@@ -60,6 +60,7 @@ const QUEUE: usize = 100_000;
 pub struct LineWriter {
     tx: mpsc::SyncSender<Msg>,
     dropped: std::sync::atomic::AtomicU64,
+    reopen_due: std::sync::atomic::AtomicBool,
 }
 
 impl LineWriter {
@@ -104,18 +105,27 @@ impl LineWriter {
         Ok(Arc::new(LineWriter {
             tx,
             dropped: std::sync::atomic::AtomicU64::new(0),
+            reopen_due: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
-    /// Reopens the log file (SIGUSR1).
+    /// Reopens the log file (SIGUSR1). Never waits: with the queue full
+    /// (a stuck disk) the signal handler must still be free for SIGTERM;
+    /// the reopen is then retried with the next line written.
     pub fn reopen(&self) {
-        // rare, and must not be lost: waits for room
-        let _ = self.tx.send(Msg::Reopen);
+        use std::sync::atomic::Ordering;
+        if self.tx.try_send(Msg::Reopen).is_err() {
+            self.reopen_due.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Queues one line (ending in a newline); never waits.
     pub fn write(&self, line: String) {
         use std::sync::atomic::Ordering;
+        if self.reopen_due.swap(false, Ordering::Relaxed) && self.tx.try_send(Msg::Reopen).is_err()
+        {
+            self.reopen_due.store(true, Ordering::Relaxed);
+        }
         if self.tx.try_send(Msg::Line(line)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;

@@ -30,8 +30,17 @@ pub fn good(user: &str) -> String {
 /// (every component on it); `extra` is appended to the config and
 /// `component_extra` goes into the Finesse component.
 pub async fn finesse_rig(extra: &str, component_extra: &str) -> (Pki, Mock, Gate) {
+    finesse_rig_with(Behaviour::Finesse, extra, component_extra).await
+}
+
+/// `finesse_rig` with another Finesse-like behaviour (e.g. `SlowFinesse`).
+pub async fn finesse_rig_with(
+    b: Behaviour,
+    extra: &str,
+    component_extra: &str,
+) -> (Pki, Mock, Gate) {
     let pki = Pki::new();
-    let mock = Mock::start(Behaviour::Finesse, None).await;
+    let mock = Mock::start(b, None).await;
     let setup = Setup {
         upstream: mock.addr,
         extra,

@@ -28,6 +28,8 @@ pub enum Behaviour {
     /// `pw-U` ([`mock_password`]); a wrong one gets 401, a right one or none
     /// gets `Echo`'s answer; upgrades get `WebSocketEcho`'s. Records all.
     Finesse,
+    /// `Finesse`, answering credential checks (`deskgate-auth`) 300 ms late.
+    SlowFinesse,
 }
 
 /// The password of user `user` on a `Behaviour::Finesse` mock.
@@ -189,6 +191,15 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let is_upgrade = head.to_ascii_lowercase().contains("\r\nupgrade: websocket");
         let b = match b {
+            Behaviour::SlowFinesse => {
+                if head.contains("deskgate-auth") {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Behaviour::Finesse
+            }
+            other => other,
+        };
+        let b = match b {
             Behaviour::Finesse if is_upgrade => Behaviour::WebSocketEcho,
             Behaviour::Finesse if mock_credential(&head) == Some(false) => {
                 let body = "<ApiErrors><ApiError><ErrorType>Authorization Failure</ErrorType></ApiError></ApiErrors>";
@@ -205,7 +216,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             other => other,
         };
         match b {
-            Behaviour::Echo | Behaviour::DelayedEcho | Behaviour::Finesse => {
+            Behaviour::Echo
+            | Behaviour::DelayedEcho
+            | Behaviour::Finesse
+            | Behaviour::SlowFinesse => {
                 let body = format!("{head}\r\nbody-bytes: {body_len}\r\n");
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nServer: mock-upstream/9.9\r\nX-Upstream: yes\r\n\r\n{body}",

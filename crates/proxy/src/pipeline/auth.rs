@@ -194,25 +194,44 @@ async fn basic(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Result
     let Some(check) = g.check_for(cx.component) else {
         return Err(Deny::AuthUnavailable);
     };
-    // failures are known only once Finesse answers: checks in flight count
-    // against the user's allowance, and one address has few at a time
     let ip = IpKey::of(cx.client);
-    let Some(_attempt) = Attempt::begin(g, ip, &user, short(&c.key)) else {
-        log_failure(g, cx, Some(&user), "too_many_attempts");
-        return Err(Deny::Unauthorized("too_many_attempts"));
-    };
-    let Some(_slot) = per_ip_check_slot(g, ip).await else {
-        return Err(Deny::AuthUnavailable);
-    };
-    if !matches!(
-        g.brute.check(ip, Some(&user)),
-        deskgate_policy::bruteforce::Verdict::Open
-    ) && !cx.exempt
-    {
-        return Err(Deny::Blocked);
+    // a check of this very credential already on its way is joined: it is
+    // not a new attempt and needs no slot. Otherwise failures are known
+    // only once Finesse answers, so checks in flight count against the
+    // user's allowance, and one address has few at a time.
+    let mut hold: Option<(Attempt, Option<deskgate_policy::counters::Slot<IpKey>>)> = None;
+    if !g.validator.in_flight(&c.key) {
+        let Some(attempt) = Attempt::begin(shared.clone(), ip, &user, short(&c.key)) else {
+            log_failure(g, cx, Some(&user), "too_many_attempts");
+            return Err(Deny::Unauthorized("too_many_attempts"));
+        };
+        let slot = if cx.exempt {
+            None
+        } else {
+            Some(
+                per_ip_check_slot(g, ip)
+                    .await
+                    .ok_or(Deny::AuthUnavailable)?,
+            )
+        };
+        // the answer may have come while we waited
+        match g.creds.lookup(&c.key) {
+            Lookup::Valid { entry, .. } => return Ok(entry.user.clone()),
+            Lookup::Rejected => return Err(failure(g, cx, c, "wrong_credentials")),
+            Lookup::Unknown => {}
+        }
+        match g.brute.check(ip, Some(&user)) {
+            deskgate_policy::bruteforce::Verdict::Open => {}
+            deskgate_policy::bruteforce::Verdict::IpBlocked { .. } if cx.exempt => {}
+            _ => return Err(Deny::Blocked),
+        }
+        hold = Some((attempt, slot));
     }
-    let creds = g.creds.clone();
-    let (key, u) = (c.key, user.clone());
+    // the answer is recorded by the check itself, so a client that hangs up
+    // is counted all the same
+    let (key, u, sh) = (c.key, user.clone(), shared.clone());
+    let (client, exempt) = (cx.client, cx.exempt);
+    let (route, id) = (cx.route.to_string(), cx.request_id.to_string());
     let answer = g
         .validator
         .validate(
@@ -221,10 +240,23 @@ async fn basic(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Result
             c.key,
             c.authorization.clone(),
             user,
-            Box::new(move |a| match a {
-                Answer::Valid => creds.accept(key, &u),
-                Answer::Rejected(_) => creds.reject(key),
-                Answer::Inconclusive(_) => creds.inconclusive(&key),
+            Box::new(move |a| {
+                let g = &sh.guard;
+                match a {
+                    Answer::Valid => g.creds.accept(key, &u),
+                    Answer::Rejected(_) => {
+                        g.creds.reject(key);
+                        let at = Where {
+                            client,
+                            exempt,
+                            route: &route,
+                            request_id: &id,
+                        };
+                        record_wrong(g, &at, &u, short(&key), "wrong_credentials");
+                    }
+                    Answer::Inconclusive(_) => g.creds.inconclusive(&key),
+                }
+                drop(hold);
             }),
         )
         .await;
@@ -234,7 +266,8 @@ async fn basic(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Result
             // accepted and evicted at once (a full cache): still valid now
             _ => Ok(c.claimed_user.as_deref().unwrap_or_default().into()),
         },
-        Answer::Rejected(_) => Err(failure(g, cx, c, "wrong_credentials")),
+        // logged and counted by the check
+        Answer::Rejected(_) => Err(Deny::Unauthorized("wrong_credentials")),
         Answer::Inconclusive(reason) => {
             // Finesse restarting must not sign everyone out: an entry we
             // had stays good up to its TTL
@@ -313,28 +346,36 @@ async fn bearer(conn: &Arc<ConnInfo>, c: &Credential, cx: &Context<'_>) -> Resul
 /// Checks of new credentials one client address may have in flight.
 const CHECKS_PER_IP: u32 = 8;
 
-/// A reservation of one check against the (IP, user) allowance, given back on drop.
-struct Attempt<'a> {
-    g: &'a Guard,
+/// A reservation of one check against the (IP, user) allowance, given
+/// back when the check ends (it travels with the check, not the request).
+struct Attempt {
+    shared: Arc<Shared>,
     ip: IpKey,
     user: String,
     credential: u64,
 }
 
-impl<'a> Attempt<'a> {
-    fn begin(g: &'a Guard, ip: IpKey, user: &str, credential: u64) -> Option<Attempt<'a>> {
-        g.brute.begin_check(ip, user, credential).then(|| Attempt {
-            g,
-            ip,
-            user: user.to_string(),
-            credential,
-        })
+impl Attempt {
+    fn begin(shared: Arc<Shared>, ip: IpKey, user: &str, credential: u64) -> Option<Attempt> {
+        shared
+            .guard
+            .brute
+            .begin_check(ip, user, credential)
+            .then(|| Attempt {
+                shared,
+                ip,
+                user: user.to_string(),
+                credential,
+            })
     }
 }
 
-impl Drop for Attempt<'_> {
+impl Drop for Attempt {
     fn drop(&mut self) {
-        self.g.brute.end_check(self.ip, &self.user, self.credential);
+        self.shared
+            .guard
+            .brute
+            .end_check(self.ip, &self.user, self.credential);
     }
 }
 
@@ -413,22 +454,46 @@ fn log_failure(g: &Guard, cx: &Context<'_>, user: Option<&str>, reason: &str) {
     g.log.write(e);
 }
 
-/// A wrong Basic credential: logged, and counted for step 5 unless the
+/// Where a wrong credential was tried, in owned-free form (the check task
+/// records it after the request may be gone).
+struct Where<'a> {
+    client: IpAddr,
+    exempt: bool,
+    route: &'a str,
+    request_id: &'a str,
+}
+
+/// A wrong Basic credential: logged, and counted for step 5 (an exempt
+/// address is never blocked as a whole; its users are, one by one).
 /// Returns the answer to give.
 fn failure(g: &Guard, cx: &Context<'_>, c: &Credential, reason: &'static str) -> Deny {
     let user = c.claimed_user.as_deref().unwrap_or("-");
-    log_failure(g, cx, Some(user), reason);
-    // an exempt address (a forward proxy) is never blocked as a whole, but
-    // its users are, one by one
+    let at = Where {
+        client: cx.client,
+        exempt: cx.exempt,
+        route: cx.route,
+        request_id: cx.request_id,
+    };
+    record_wrong(g, &at, user, short(&c.key), reason);
+    Deny::Unauthorized(reason)
+}
+
+fn record_wrong(g: &Guard, at: &Where<'_>, user: &str, credential: u64, reason: &str) {
+    let mut e = Event::new(Kind::AuthFailure, reason);
+    e.client_ip = Some(at.client);
+    e.user = Some(user);
+    e.route = Some(at.route);
+    e.request_id = Some(at.request_id);
+    g.log.write(e);
     let outcome = g
         .brute
-        .record_failure(IpKey::of(cx.client), user, short(&c.key), !cx.exempt);
+        .record_failure(IpKey::of(at.client), user, credential, !at.exempt);
     let mut e = match outcome {
         Outcome::UserBlocked { duration } => {
             let mut e = Event::new(Kind::Block, "user_failures");
             e.message = Some(format!(
                 "user {user} is blocked from {} for {} minutes",
-                cx.client,
+                at.client,
                 duration.as_secs().div_ceil(60)
             ));
             e.user = Some(user);
@@ -436,18 +501,17 @@ fn failure(g: &Guard, cx: &Context<'_>, c: &Credential, reason: &'static str) ->
         }
         Outcome::IpBlocked { duration } => {
             let mut e = Event::new(Kind::Block, "spraying");
-            e.message = Some(fail2ban_line(cx.client, duration));
+            e.message = Some(fail2ban_line(at.client, duration));
             e
         }
         Outcome::Untracked => {
             tracing::warn!("the brute-force table is full: a failure was not tracked");
-            return Deny::Unauthorized(reason);
+            return;
         }
-        Outcome::Counted { .. } | Outcome::Repeat => return Deny::Unauthorized(reason),
+        Outcome::Counted { .. } | Outcome::Repeat => return,
     };
-    e.client_ip = Some(cx.client);
-    e.route = Some(cx.route);
-    e.request_id = Some(cx.request_id);
+    e.client_ip = Some(at.client);
+    e.route = Some(at.route);
+    e.request_id = Some(at.request_id);
     g.log.write(e);
-    Deny::Unauthorized(reason)
 }

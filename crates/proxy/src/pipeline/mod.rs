@@ -135,8 +135,8 @@ async fn run(
     let authenticates = comp.security.auth == AuthMode::Finesse;
     let fold = comp.rules.case_insensitive;
     let on_list = any_matches(&comp.security.unauthenticated, &path.decided, fold);
-    let gated = authenticates && (ws_endpoint || long_poll);
     let preflight = is_cors_preflight(&req);
+    let gated = authenticates && (ws_endpoint || long_poll) && !preflight;
     // an upgrade is never on the unauthenticated list
     let free = on_list && !upgrade;
     let needs_auth = authenticates && !gated && !free && !preflight;
@@ -182,7 +182,7 @@ async fn run(
     // accept instead, says for sure that Finesse still takes the password
     let self_read = to_checker_api
         && req.method() == http::Method::GET
-        && !req.headers().contains_key(header::COOKIE)
+        && !carries_other_cookies(req.headers())
         && match &presented {
             credential::Presented::Some(c) => c.claimed_user.as_deref().is_some_and(|u| {
                 path.decided
@@ -242,6 +242,20 @@ async fn run(
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(resp)
+}
+
+/// Cookies other than deskgate's own session cookie (which never reaches
+/// the upstream): a Finesse session could vouch for the request instead of
+/// the password.
+fn carries_other_cookies(h: &http::HeaderMap) -> bool {
+    h.get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .any(|pair| {
+            let name = pair.trim().split('=').next().unwrap_or("");
+            !name.is_empty() && name != deskgate_config::SESSION_COOKIE
+        })
 }
 
 /// A request refused before step 8 gives back the background check it won.

@@ -49,6 +49,11 @@ impl Validator {
         }
     }
 
+    /// Is a check of this credential on its way?
+    pub fn in_flight(&self, key: &CredKey) -> bool {
+        self.flights().contains_key(key)
+    }
+
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
