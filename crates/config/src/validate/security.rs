@@ -1,7 +1,7 @@
 //! Edge-security settings: credential gate, SSO, WebSocket gate, brute
 //! force, rate limits, security log; and each component's policy.
 
-use super::values::{count, duration};
+use super::values::{count, duration, networks};
 use super::Ctx;
 use crate::error::KeyPath;
 use crate::file::{ComponentFile, FileConfig, SsoFile};
@@ -421,20 +421,7 @@ pub(super) fn security(
             &rkp.key("connections_per_ip"),
         ) as u32,
     };
-    let mut exempt = Vec::new();
-    for (i, t) in r.exempt.iter().enumerate() {
-        let parsed = t
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
-        match parsed {
-            Ok(n) => exempt.push(n.trunc()),
-            Err(_) => cx.p.add(
-                rkp.key("exempt").index(i),
-                format!("{t:?} is not an IP address or CIDR"),
-                "write e.g. \"10.1.0.0/16\" or \"192.0.2.10\"",
-            ),
-        }
-    }
+    let exempt = networks(cx, &r.exempt, &rkp.key("exempt"));
     let log = match f.log.security.as_deref() {
         None | Some("-") => SecurityLogTarget::Stdout,
         Some("syslog") => SecurityLogTarget::Syslog("/dev/log".into()),

@@ -1,6 +1,6 @@
 //! Instance-wide settings: limits, timeouts, client IP, internal listeners, filters.
 
-use super::values::{count, duration, side, size, socket_addr};
+use super::values::{count, duration, networks, side, size, socket_addr};
 use super::Ctx;
 use crate::error::KeyPath;
 use crate::file::{ClientIpFile, FilterFile, InternalFile, LimitsFile, TimeoutsFile};
@@ -83,20 +83,7 @@ pub(super) fn timeouts(cx: &mut Ctx<'_>, f: &TimeoutsFile, kp: &KeyPath) -> Time
 }
 
 pub(super) fn client_ip(cx: &mut Ctx<'_>, f: &ClientIpFile, kp: &KeyPath) -> ClientIpPolicy {
-    let mut trusted = Vec::new();
-    for (i, t) in f.trusted.iter().enumerate() {
-        let parsed = t
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
-        match parsed {
-            Ok(n) => trusted.push(n.trunc()),
-            Err(_) => cx.p.add(
-                kp.key("trusted").index(i),
-                format!("{t:?} is not an IP address or CIDR"),
-                "write e.g. \"10.1.0.0/16\" or \"192.0.2.10\"",
-            ),
-        }
-    }
+    let trusted = networks(cx, &f.trusted, &kp.key("trusted"));
     let header = f.header.clone().unwrap_or_else(|| "X-Real-IP".to_string());
     let valid = !header.is_empty()
         && header

@@ -34,6 +34,25 @@ pub(super) fn socket_addr(cx: &mut Ctx<'_>, s: &str, kp: &KeyPath) -> Option<Soc
     }
 }
 
+/// A list of IP addresses and CIDRs (trusted intermediaries, exempt addresses).
+pub(super) fn networks(cx: &mut Ctx<'_>, list: &[String], kp: &KeyPath) -> Vec<ipnet::IpNet> {
+    let mut out = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        let parsed = t
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(n) => out.push(n.trunc()),
+            Err(_) => cx.p.add(
+                kp.index(i),
+                format!("{t:?} is not an IP address or CIDR"),
+                "write e.g. \"10.1.0.0/16\" or \"192.0.2.10\"",
+            ),
+        }
+    }
+    out
+}
+
 /// Parses `host:port` with a port from 1 to 65535.
 pub(super) fn host_port(cx: &mut Ctx<'_>, s: &str, kp: &KeyPath) -> Option<(String, u16)> {
     let Some((host, port)) = s.rsplit_once(':') else {
