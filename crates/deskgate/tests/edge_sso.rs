@@ -135,11 +135,8 @@ async fn the_token_matrix() {
                 .any(|c| c.to_str().is_ok_and(|c| c.starts_with("Bearer"))),
             "{name}"
         );
-        let lines = rig.gate.security_lines(|l| l["reason"] == *reason).await;
-        assert!(
-            lines.iter().any(|l| l["reason"] == *reason),
-            "{name}: no {reason} line in {lines:#?}"
-        );
+        eprintln!("{name}: expecting {reason}");
+        rig.gate.security_line(|l| l["reason"] == *reason).await;
     }
     // none of them reached Finesse
     assert_eq!(rig.cluster.requests("GET /finesse/api/User"), seen_before);

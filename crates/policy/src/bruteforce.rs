@@ -169,10 +169,6 @@ impl BruteForce {
         }
     }
 
-    pub fn config(&self) -> &BruteForceConfig {
-        &self.cfg
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpKey, PerIp>> {
         // a panic elsewhere while holding the lock leaves plain data behind
         self.state.lock().unwrap_or_else(|p| p.into_inner())

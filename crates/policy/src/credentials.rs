@@ -148,10 +148,6 @@ impl CredentialCache {
         }
     }
 
-    pub fn config(&self) -> &CacheConfig {
-        &self.cfg
-    }
-
     pub fn lookup(&self, key: &CredKey) -> Lookup {
         let now = self.clock.ticks();
         if let Some(until) = self.bad.get(key) {

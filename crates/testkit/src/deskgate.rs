@@ -87,6 +87,19 @@ impl Gate {
         }
     }
 
+    /// The first security log line matching `want`, waiting for it (10 s);
+    /// panics with the whole log when none comes.
+    pub async fn security_line(
+        &self,
+        want: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let lines = self.security_lines(&want).await;
+        match lines.iter().find(|l| want(l)) {
+            Some(l) => l.clone(),
+            None => panic!("no such security log line in:\n{lines:#?}"),
+        }
+    }
+
     /// Access log lines written so far (waits briefly for the writer thread).
     pub async fn log_lines(&self, at_least: usize) -> Vec<serde_json::Value> {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -75,6 +75,17 @@ pub fn request(
     b.body(Full::new(Bytes::new())).expect("request")
 }
 
+/// The `name=value` of deskgate's session cookie in an answer.
+pub fn session_cookie(r: &Resp) -> Option<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|c| c.starts_with("__Host-deskgate-session="))
+        .map(str::to_string)
+}
+
 /// One HTTP/1.1 request with these headers.
 pub async fn send(
     c: &Client,

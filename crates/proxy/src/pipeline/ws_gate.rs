@@ -29,17 +29,8 @@ pub enum WsSlot {
     Ip(Slot<IpKey>),
 }
 
-/// Which proof let the request through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proof {
-    Credential,
-    Cookie,
-    RecentIp,
-}
-
 pub struct Admitted {
     pub user: Option<Arc<str>>,
-    pub proof: Proof,
     pub slot: Option<WsSlot>,
 }
 
@@ -52,17 +43,17 @@ pub async fn check(
     cx: &Context<'_>,
 ) -> Result<Admitted, Deny> {
     let g = &conn.shared.guard;
-    let (user, proof) = if !matches!(presented, Presented::None) {
+    let user = if !matches!(presented, Presented::None) {
         match auth::verify(conn, presented, known, cx).await {
-            Ok(v) => (Some(v.user), Proof::Credential),
+            Ok(v) => Some(v.user),
             Err(d @ Deny::AuthUnavailable) => return Err(d),
             Err(Deny::Unauthorized(reason)) => return Err(deny(g, cx, reason)),
             Err(d) => return Err(d),
         }
     } else if let Some((u, _)) = g.cookie_user(g.checker(cx.component), headers) {
-        (Some(Arc::from(u)), Proof::Cookie)
+        Some(Arc::from(u))
     } else if g.recently_authenticated(g.checker(cx.component), cx.client) {
-        (None, Proof::RecentIp)
+        None
     } else {
         return Err(deny(g, cx, "no_proof"));
     };
@@ -79,7 +70,7 @@ pub async fn check(
             None => return Err(capped(g, cx, None, "websocket_cap_ip")),
         },
     };
-    Ok(Admitted { user, proof, slot })
+    Ok(Admitted { user, slot })
 }
 
 fn deny(g: &Guard, cx: &Context<'_>, reason: &'static str) -> Deny {

@@ -102,11 +102,6 @@ impl Verifier {
         self.alg
     }
 
-    /// Asks Finesse instead of checking locally.
-    pub fn is_upstream(&self) -> bool {
-        matches!(self.source, SsoKeys::Upstream { .. })
-    }
-
     pub fn set_keys(&self, keys: KeySet) {
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
     }
