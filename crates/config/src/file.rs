@@ -35,6 +35,20 @@ pub struct FileConfig {
     pub brute_force: BruteForceFile,
     #[serde(default)]
     pub rate: RateFile,
+    #[serde(default)]
+    pub cache: CacheFile,
+}
+
+/// `[cache]`: the in-memory response cache (SPEC 8).
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CacheFile {
+    pub enabled: Option<bool>,
+    pub max_bytes: Option<String>,
+    pub max_object: Option<String>,
+    pub static_ttl: Option<String>,
+    pub preflight: Option<bool>,
+    pub preflight_ttl: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]

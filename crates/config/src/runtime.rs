@@ -48,6 +48,7 @@ pub struct Deployment {
     pub filter: GlobalFilter,
     pub log: LogSettings,
     pub security: crate::security::Security,
+    pub cache: CacheSettings,
 }
 
 impl Deployment {
@@ -296,4 +297,33 @@ pub enum LogTarget {
 #[derive(Debug, Clone)]
 pub struct LogSettings {
     pub access: LogTarget,
+}
+
+/// The in-memory response cache (SPEC 8).
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    /// Bodies and headers held in all, in bytes.
+    pub max_bytes: u64,
+    /// Larger responses are streamed and never held.
+    pub max_object: u64,
+    /// Freshness of an unauthenticated-list response that states none
+    /// (no `Cache-Control: max-age`, no `Expires`); revalidated after.
+    pub static_ttl: Duration,
+    /// CORS preflight answers are kept per upstream for `preflight_ttl`.
+    pub preflight: bool,
+    pub preflight_ttl: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            enabled: true,
+            max_bytes: 64 * 1024 * 1024,
+            max_object: 2 * 1024 * 1024,
+            static_ttl: Duration::from_secs(300),
+            preflight: true,
+            preflight_ttl: Duration::from_secs(300),
+        }
+    }
 }

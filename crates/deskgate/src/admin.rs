@@ -1,4 +1,4 @@
-//! `deskgate blocks` and `deskgate unblock`: operator actions through the
+//! `deskgate blocks`, `deskgate unblock` and `deskgate cache`: operator actions through the
 //! running instance's admin socket (owner-only; never on the network).
 
 use clap::Args;
@@ -93,19 +93,19 @@ fn fail(e: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// One request to the target's admin socket whose 200 answer is JSON.
+fn json_call(t: &Target, method: &str, path: &str) -> Result<serde_json::Value, String> {
+    let socket = socket_of(t)?;
+    match call(&socket, method, path)? {
+        (200, b) => serde_json::from_str(b.trim()).map_err(|e| format!("unreadable answer: {e}")),
+        (s, b) => Err(format!("the admin socket answered {s}: {}", b.trim())),
+    }
+}
+
 pub fn blocks(t: &Target) -> ExitCode {
-    let socket = match socket_of(t) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let body = match call(&socket, "GET", "/blocks") {
-        Ok((200, b)) => b,
-        Ok((s, b)) => return fail(format!("the admin socket answered {s}: {}", b.trim())),
-        Err(e) => return fail(e),
-    };
-    let v: serde_json::Value = match serde_json::from_str(body.trim()) {
+    let v = match json_call(t, "GET", "/blocks") {
         Ok(v) => v,
-        Err(e) => return fail(format!("unreadable answer: {e}")),
+        Err(e) => return fail(e),
     };
     let list = v["blocks"].as_array().cloned().unwrap_or_default();
     if list.is_empty() {
@@ -156,4 +156,35 @@ pub fn unblock(t: &Target, target: &str) -> ExitCode {
         Ok((s, b)) => fail(format!("the admin socket answered {s}: {}", b.trim())),
         Err(e) => fail(e),
     }
+}
+
+pub fn cache(t: &Target, action: &str) -> ExitCode {
+    let (method, path) = match action {
+        "clear" => ("POST", "/cache/clear"),
+        _ => ("GET", "/status"),
+    };
+    let v = match json_call(t, method, path) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if action == "clear" {
+        println!(
+            "cache cleared: {} entries, {} bytes",
+            v["removed"].as_u64().unwrap_or(0),
+            v["bytes"].as_u64().unwrap_or(0)
+        );
+    } else {
+        let c = &v["cache"];
+        println!(
+            "entries {}  bytes {} of {}  hits {}  misses {}  revalidated {}  collapsed {}",
+            c["entries"],
+            c["bytes"],
+            c["max_bytes"],
+            c["hits"],
+            c["misses"],
+            c["revalidated"],
+            c["collapsed"]
+        );
+    }
+    ExitCode::SUCCESS
 }

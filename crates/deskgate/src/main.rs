@@ -68,6 +68,14 @@ enum Command {
         /// `192.0.2.7`, `2001:db8::1` (its /64) or `1001@192.0.2.7`.
         target: String,
     },
+    /// The response cache: `clear` forgets every stored answer, `status` shows its figures.
+    Cache {
+        #[command(flatten)]
+        admin: admin::Target,
+        /// clear or status.
+        #[arg(value_parser = ["clear", "status"])]
+        action: String,
+    },
     /// Make a private CA and every certificate and key the config names that is missing.
     /// For labs, tests and the example only: production brings its own certificates.
     GenCerts {
@@ -120,6 +128,7 @@ fn main() -> ExitCode {
         },
         Command::Blocks { admin } => admin::blocks(&admin),
         Command::Unblock { admin, target } => admin::unblock(&admin, &target),
+        Command::Cache { admin, action } => admin::cache(&admin, &action),
         Command::GenCerts { config, force } => match gencerts::run(&config, force) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

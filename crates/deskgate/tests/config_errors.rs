@@ -318,6 +318,20 @@ fn broken_configs_are_reported_with_file_line_key_and_fix() {
             message: "is not an IP address or CIDR",
         },
         Case {
+            what: "cache object larger than the cache",
+            edit: |t, _| format!("{t}\n[cache]\nmax_bytes = \"1MB\"\nmax_object = \"4MB\"\n"),
+            line_with: "max_object = ",
+            key: "cache.max_object",
+            message: "is larger than max_bytes",
+        },
+        Case {
+            what: "cache size that is not a size",
+            edit: |t, _| format!("{t}\n[cache]\nmax_bytes = \"lots\"\n"),
+            line_with: "max_bytes = ",
+            key: "cache.max_bytes",
+            message: "is not a size",
+        },
+        Case {
             what: "websocket window that is not a duration",
             edit: |t, _| format!("{t}\n[websocket]\nip_window = \"soon\"\n"),
             line_with: "ip_window = ",

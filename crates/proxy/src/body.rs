@@ -224,3 +224,49 @@ impl Drop for CountedBody {
         self.finish(completed);
     }
 }
+
+/// What was already read of a body, then the rest of it: a cache fill that
+/// found the answer too large to keep sends it on without losing a byte.
+pub struct Prefixed {
+    prefix: Option<Bytes>,
+    rest: ProxyBody,
+}
+
+impl Prefixed {
+    pub fn boxed(prefix: Bytes, rest: ProxyBody) -> ProxyBody {
+        use http_body_util::BodyExt;
+        let prefix = (!prefix.is_empty()).then_some(prefix);
+        Prefixed { prefix, rest }.boxed()
+    }
+}
+
+impl Body for Prefixed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(p) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(p))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let h = self.rest.size_hint();
+        let p = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        // upper first: set_lower checks against the upper bound
+        let mut out = SizeHint::new();
+        if let Some(u) = h.upper() {
+            out.set_upper(u + p);
+        }
+        out.set_lower(h.lower() + p);
+        out
+    }
+}

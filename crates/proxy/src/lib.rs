@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
+pub mod cache;
 pub mod listen;
 pub mod logwriter;
 pub mod pipeline;

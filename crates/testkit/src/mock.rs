@@ -30,6 +30,8 @@ pub enum Behaviour {
     Finesse,
     /// `Finesse`, answering credential checks (`deskgate-auth`) 300 ms late.
     SlowFinesse,
+    /// A web server for cache tests, driven by words in the path; see [`origin_answer`].
+    Origin,
 }
 
 /// The password of user `user` on a `Behaviour::Finesse` mock.
@@ -61,6 +63,8 @@ pub struct Mock {
     pub tunnel_bytes: Arc<Mutex<Vec<u8>>>,
     /// TCP connections accepted (to see pooling).
     pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// `Origin`: the version of every file (its ETag is `"v<version>"`).
+    pub version: Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -79,6 +83,8 @@ impl Mock {
         let (h, t) = (heads.clone(), tunnel_bytes.clone());
         let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = connections.clone();
+        let version = Arc::new(std::sync::atomic::AtomicU64::new(1));
+        let v = version.clone();
         let acceptor = tls.map(TlsAcceptor::from);
         let task = tokio::spawn(async move {
             loop {
@@ -86,7 +92,7 @@ impl Mock {
                     continue;
                 };
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let (h, t, acceptor) = (h.clone(), t.clone(), acceptor.clone());
+                let (h, t, acceptor, v) = (h.clone(), t.clone(), acceptor.clone(), v.clone());
                 tokio::spawn(async move {
                     // dropping the socket then resets instead of closing (ResetMidBody);
                     // linger 0 does not block on drop: it sends RST at once, which is the point
@@ -95,10 +101,10 @@ impl Mock {
                     match acceptor {
                         Some(a) => {
                             if let Ok(tls) = a.accept(s).await {
-                                serve(tls, behaviour, h, t).await;
+                                serve(tls, behaviour, h, t, v).await;
                             }
                         }
-                        None => serve(s, behaviour, h, t).await,
+                        None => serve(s, behaviour, h, t, v).await,
                     }
                 });
             }
@@ -108,6 +114,7 @@ impl Mock {
             heads,
             tunnel_bytes,
             connections,
+            version,
             task,
         }
     }
@@ -153,6 +160,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     b: Behaviour,
     heads: Arc<Mutex<Vec<String>>>,
     tunnel: Arc<Mutex<Vec<u8>>>,
+    version: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let mut buf = Vec::new();
     while let Some((head, len)) = read_head(&mut s, &mut buf).await {
@@ -189,6 +197,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         if let Behaviour::DelayedEcho = b {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        if let Behaviour::Origin = b {
+            let v = version.load(std::sync::atomic::Ordering::SeqCst);
+            let (resp, delay) = origin_answer(&head, v);
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
+            if s.write_all(&resp).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let is_upgrade = head.to_ascii_lowercase().contains("\r\nupgrade: websocket");
         let b = match b {
             Behaviour::SlowFinesse => {
@@ -219,7 +238,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             Behaviour::Echo
             | Behaviour::DelayedEcho
             | Behaviour::Finesse
-            | Behaviour::SlowFinesse => {
+            | Behaviour::SlowFinesse
+            | Behaviour::Origin => {
                 let body = format!("{head}\r\nbody-bytes: {body_len}\r\n");
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nServer: mock-upstream/9.9\r\nX-Upstream: yes\r\n\r\n{body}",
@@ -304,4 +324,87 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
+}
+
+fn header_of<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+/// `Origin`'s answer to a request head, and how long to wait before it.
+/// Words in the path choose the answer's headers:
+/// - `nocache`: `Cache-Control: no-cache` (kept, revalidated on every use);
+/// - `private`: `private, max-age=60`; `public`: `public, max-age=60`;
+///   `nostore`: `no-store`; `cookie`: a `Set-Cookie`;
+/// - `vary`: `Vary: Accept-Encoding`, and the body names the encoding asked for;
+/// - `slow`: answered 300 ms late; `size-N`: a body of N bytes;
+/// - `/api/`: a REST answer with no cache headers (never cacheable).
+///
+/// A wrong Basic password (see [`mock_password`]) gets Finesse's 401.
+/// Every answer has `ETag: "v<version>"` and a `Last-Modified` of that
+/// version; a matching `If-None-Match` gets 304. The body names the path,
+/// the version and the Basic user of the request.
+pub fn origin_answer(head: &str, version: u64) -> (Vec<u8>, Option<Duration>) {
+    use base64::Engine;
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    let etag = format!("\"v{version}\"");
+    let modified = format!("Sun, 06 Nov 1994 08:49:{:02} GMT", version % 60);
+    let mut extra = String::new();
+    let file = !path.contains("/api/");
+    if file {
+        extra.push_str(&format!("ETag: {etag}\r\nLast-Modified: {modified}\r\n"));
+    }
+    for (word, h) in [
+        ("nocache", "Cache-Control: no-cache"),
+        ("private", "Cache-Control: private, max-age=60"),
+        ("public", "Cache-Control: public, max-age=60"),
+        ("nostore", "Cache-Control: no-store"),
+        ("cookie", "Set-Cookie: JSESSIONID=abc; Path=/"),
+        ("vary", "Vary: Accept-Encoding"),
+    ] {
+        if path.contains(word) {
+            extra.push_str(h);
+            extra.push_str("\r\n");
+        }
+    }
+    if mock_credential(head) == Some(false) {
+        // like Finesse: a wrong password is refused
+        let body = "<ApiErrors><ApiError><ErrorType>Authorization Failure</ErrorType></ApiError></ApiErrors>";
+        let resp = format!(
+            "HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        return (resp.into_bytes(), None);
+    }
+    let delay = path.contains("slow").then_some(Duration::from_millis(300));
+    if file
+        && header_of(head, "if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        let resp = format!("HTTP/1.1 304 Not Modified\r\n{extra}\r\n");
+        return (resp.into_bytes(), delay);
+    }
+    let user = header_of(head, "authorization")
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|t| t.split_once(':').map(|(u, _)| u.to_string()))
+        .unwrap_or_else(|| "-".into());
+    let enc = header_of(head, "accept-encoding").unwrap_or("-");
+    let mut body = format!("{path} v{version} user={user} enc={enc}\n").into_bytes();
+    if let Some(n) = path
+        .split(['/', '?', '&', '.'])
+        .find_map(|w| w.strip_prefix("size-"))
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        body.resize(n.max(body.len()), b'.');
+    }
+    let mut resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{extra}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    resp.extend_from_slice(&body);
+    (resp, delay)
 }

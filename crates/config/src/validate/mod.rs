@@ -11,7 +11,7 @@ use crate::file::FileConfig;
 use crate::runtime::*;
 use components::{assign_routes, component};
 use listeners::{check_listener_clashes, listener};
-use settings::{client_ip, global_filter, internal, limits, timeouts};
+use settings::{cache, client_ip, global_filter, internal, limits, timeouts};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,6 +118,7 @@ pub(crate) fn validate(
     };
     let comps: Vec<Arc<Component>> = components.iter().map(|(c, _)| c.clone()).collect();
     let security = security::security(&mut cx, &f, &comps, &root);
+    let cache = cache(&mut cx, &f.cache, &root.key("cache"));
 
     if !cx.p.is_empty() {
         return Err(cx.p.list);
@@ -133,5 +134,6 @@ pub(crate) fn validate(
         filter,
         log,
         security,
+        cache,
     })
 }

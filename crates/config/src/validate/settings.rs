@@ -3,7 +3,7 @@
 use super::values::{count, duration, networks, side, size, socket_addr};
 use super::Ctx;
 use crate::error::KeyPath;
-use crate::file::{ClientIpFile, FilterFile, InternalFile, LimitsFile, TimeoutsFile};
+use crate::file::{CacheFile, ClientIpFile, FilterFile, InternalFile, LimitsFile, TimeoutsFile};
 use crate::runtime::*;
 
 pub(super) fn limits(cx: &mut Ctx<'_>, f: &LimitsFile, kp: &KeyPath) -> Limits {
@@ -160,5 +160,31 @@ pub(super) fn global_filter(cx: &mut Ctx<'_>, f: &FilterFile, kp: &KeyPath) -> G
             .referer_hosts
             .as_ref()
             .map(|v| v.iter().map(|h| h.to_ascii_lowercase()).collect()),
+    }
+}
+
+pub(super) fn cache(cx: &mut Ctx<'_>, f: &CacheFile, kp: &KeyPath) -> CacheSettings {
+    let d = CacheSettings::default();
+    let max_bytes = size(cx, &f.max_bytes, d.max_bytes, &kp.key("max_bytes"));
+    let max_object = size(cx, &f.max_object, d.max_object, &kp.key("max_object"));
+    if max_object > max_bytes {
+        cx.p.add(
+            kp.key("max_object"),
+            format!("max_object ({max_object} bytes) is larger than max_bytes ({max_bytes} bytes)"),
+            "make max_object at most max_bytes (a quarter of it or less keeps several objects)",
+        );
+    }
+    CacheSettings {
+        enabled: f.enabled.unwrap_or(d.enabled),
+        max_bytes,
+        max_object,
+        static_ttl: duration(cx, &f.static_ttl, d.static_ttl, &kp.key("static_ttl")),
+        preflight: f.preflight.unwrap_or(d.preflight),
+        preflight_ttl: duration(
+            cx,
+            &f.preflight_ttl,
+            d.preflight_ttl,
+            &kp.key("preflight_ttl"),
+        ),
     }
 }

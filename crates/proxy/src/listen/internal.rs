@@ -126,6 +126,7 @@ fn admin_answer<B>(req: &Request<B>, st: &AdminState) -> Response<Full<Bytes>> {
                         "sso_keys": g.sso.as_ref().map(|s| s.key_count()),
                     },
                     "blocks": g.brute.blocks().len(),
+                    "cache": cache_status(&st.shared.cache),
                 }),
             )
         }
@@ -177,11 +178,37 @@ fn admin_answer<B>(req: &Request<B>, st: &AdminState) -> Response<Full<Bytes>> {
                 ),
             }
         }
-        (_, "/blocks" | "/unblock" | "/status") => {
+        (&Method::POST, "/cache/clear") => {
+            let bytes = st.shared.cache.bytes();
+            let removed = st.shared.cache.clear();
+            tracing::info!(
+                "cache cleared through the admin socket: {removed} entries, {bytes} bytes"
+            );
+            json(
+                StatusCode::OK,
+                serde_json::json!({"removed": removed, "bytes": bytes}),
+            )
+        }
+        (_, "/blocks" | "/unblock" | "/status" | "/cache/clear") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n")
         }
         _ => text(StatusCode::NOT_FOUND, "404 Not Found\n"),
     }
+}
+
+fn cache_status(c: &crate::cache::Cache) -> serde_json::Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    serde_json::json!({
+        "enabled": c.settings.enabled,
+        "entries": c.len(),
+        "bytes": c.bytes(),
+        "max_bytes": c.settings.max_bytes,
+        "hits": c.stats.hits.load(Relaxed),
+        "misses": c.stats.misses.load(Relaxed),
+        "revalidated": c.stats.revalidated.load(Relaxed),
+        "collapsed": c.stats.collapsed.load(Relaxed),
+        "stored": c.stats.stored.load(Relaxed),
+    })
 }
 
 /// `IP` or `USER@IP` (the last `@` splits: SSO user names may hold one).

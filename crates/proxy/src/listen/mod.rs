@@ -29,6 +29,8 @@ pub struct Shared {
     pub access_log: Arc<AccessLog>,
     /// Edge-security state: caches, blocks, buckets, caps, security log.
     pub guard: crate::security::Guard,
+    /// Answers kept in memory (SPEC 8).
+    pub cache: crate::cache::Cache,
     connections: Arc<Semaphore>,
     ids: AtomicU64,
     id_prefix: u32,
@@ -51,7 +53,9 @@ impl Shared {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
             .unwrap_or(0);
+        let cache = crate::cache::Cache::new(&snapshot.deployment.cache);
         Arc::new(Shared {
+            cache,
             snapshot,
             access_log,
             guard,

@@ -11,7 +11,7 @@
 //! | 7 | `rate_limit` | user on a cache hit, else client IP; class by path | 429, 503 |
 //! | 8 | `auth` | Authorization (Basic, Bearer) | 401, 503 |
 //! | 9 | `ws_gate` | upgrade or long-poll, session proof | 401, 503 |
-//! | 10 | cache (performance issue), `forward` | node | 502, 504 |
+//! | 10 | `cache`, then `forward` | method, path, user, Vary headers | 502, 504 |
 //! | 11 | `headers::to_client` | response head | - |
 //! | 12 | `log`, `seclog` | the request context | - |
 //!
@@ -21,6 +21,7 @@
 
 pub mod auth;
 pub mod blocked;
+pub mod cache;
 pub mod client_ip;
 pub mod deny;
 pub mod filter;
@@ -202,11 +203,13 @@ async fn run(
     let mut set_cookie = None;
     let mut hold = None;
     let mut observe = None;
+    let mut cache_user = None;
     if needs_auth {
         let v = auth::verify(conn, &presented, known, &cx).await?;
         g.mark_authenticated(g.checker(comp), client.ip);
         set_cookie = g.session_cookie(g.checker(comp), &v.user, req.headers());
         rec.user = Some(v.user.to_string());
+        cache_user = Some(v.user.clone());
         if let credential::Presented::Some(c) = &presented {
             if to_checker_api && c.scheme == credential::Scheme::Basic {
                 observe = Some((c.key, v));
@@ -217,8 +220,35 @@ async fn run(
         rec.user = admitted.user.map(|u| u.to_string());
         hold = admitted.slot;
     }
-    // 10. forward (or tunnel)
+    // 10. the cache, then forward (or tunnel)
+    // a credential whose check rides on this answer needs the upstream's answer
+    let confirms = observe.as_ref().is_some_and(|(_, v)| v.refresh_due);
+    let fill = if gated || upgrade || confirms {
+        None
+    } else {
+        let ask = cache::Ask {
+            component: comp,
+            path: &path.forward,
+            user: cache_user.as_deref(),
+            free,
+            preflight,
+        };
+        match cache::before(&conn.shared.cache, &ask, &mut req, rec).await {
+            cache::Decision::Skip => None,
+            cache::Decision::Fetch(f) => Some(f),
+            cache::Decision::Served(mut resp) => {
+                if let Some(c) = set_cookie {
+                    resp.headers_mut().append(header::SET_COOKIE, c);
+                }
+                return Ok(resp);
+            }
+        }
+    };
     let forwarded = forward::forward(req, route, &path, &client, conn, rec, hold).await;
+    let forwarded = match (forwarded, fill) {
+        (Ok(r), Some(f)) => f.keep(r, rec).await,
+        (r, _) => r,
+    };
     let mut resp = match forwarded {
         Ok(r) => r,
         Err(d) => {
