@@ -12,6 +12,9 @@
 pub struct PathPattern {
     text: String,
     segs: Vec<Seg>,
+    /// What every matching path starts with (up to the segment of the
+    /// first `*`): most patterns of a list are ruled out by it alone.
+    prefix_len: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,9 +46,14 @@ impl PathPattern {
                 Seg::Glob(s.to_string())
             });
         }
+        let prefix_len = match text.find('*') {
+            Some(star) => text[..star].rfind('/').unwrap_or(0),
+            None => text.len(),
+        };
         Ok(PathPattern {
             text: text.to_string(),
             segs,
+            prefix_len,
         })
     }
 
@@ -55,6 +63,17 @@ impl PathPattern {
 
     /// Does the normalised `path` match? `fold_case` compares without case.
     pub fn matches(&self, path: &str, fold_case: bool) -> bool {
+        let prefix = &self.text.as_bytes()[..self.prefix_len];
+        let starts = path.as_bytes().get(..prefix.len()).is_some_and(|head| {
+            if fold_case {
+                head.eq_ignore_ascii_case(prefix)
+            } else {
+                head == prefix
+            }
+        });
+        if !starts {
+            return false;
+        }
         match path.strip_prefix('/') {
             Some(rest) => match_segs(&self.segs, rest, fold_case),
             None => false,

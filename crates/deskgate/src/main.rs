@@ -29,6 +29,9 @@ enum Command {
         /// Which side's listeners to serve: a or b.
         #[arg(long, value_parser = parse_side)]
         side: Side,
+        /// Worker threads (default: one per core). Benchmarks pin one.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        workers: Option<u16>,
     },
     /// Validate a config file and print a summary (exit 0 = valid), like `nginx -t`.
     Check {
@@ -136,11 +139,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config, side } => {
+        Command::Run {
+            config,
+            side,
+            workers,
+        } => {
             let Some(d) = load(&config) else {
                 return ExitCode::FAILURE;
             };
-            match runtime() {
+            match runtime_with(workers.map(usize::from)) {
                 Some(rt) => rt.block_on(run(Arc::new(d), side)),
                 None => ExitCode::FAILURE,
             }
@@ -163,10 +170,16 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    runtime_with(None)
+}
+
+/// A multi-threaded runtime with `workers` threads, one per core by default.
+fn runtime_with(workers: Option<usize>) -> Option<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    match b.enable_all().build() {
         Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("deskgate: cannot start the runtime: {e}");

@@ -111,6 +111,24 @@ pub struct Entry {
     inconclusive: AtomicBool,
     /// A background validation is on its way.
     refreshing: AtomicBool,
+    /// The keyed hash of `user` for user-keyed buckets and caps, made on
+    /// first use and kept (0: not made yet).
+    user_key: AtomicU64,
+}
+
+impl Entry {
+    /// The user's bucket key; `make` (a keyed hash) runs once per entry,
+    /// not once per request.
+    pub fn user_key(&self, make: impl FnOnce(&str) -> u64) -> u64 {
+        match self.user_key.load(Ordering::Relaxed) {
+            0 => {
+                let k = make(&self.user).max(1);
+                self.user_key.store(k, Ordering::Relaxed);
+                k
+            }
+            k => k,
+        }
+    }
 }
 
 /// What the cache knows about a credential.
@@ -207,6 +225,7 @@ impl CredentialCache {
                 attempted: AtomicU64::new(now),
                 inconclusive: AtomicBool::new(false),
                 refreshing: AtomicBool::new(false),
+                user_key: AtomicU64::new(0),
             }),
         );
     }

@@ -1,24 +1,22 @@
 //! The log writer thread shared by the access and the security log.
 //!
-//! The request path hands a finished line to a channel and never waits on
-//! the disk. Whole lines only reach the file, in O_APPEND writes that end at
-//! a line boundary (one write call per batch of up to 64 KiB plus a line):
-//! two writers appending to one file (both sides of `deskgate demo`, or an
-//! old and a new process during a restart) do not split each other's lines.
-//! SIGUSR1 reopens the file (logrotate, fail2ban). A syslog sink sends one
-//! datagram per line.
+//! The request path appends a finished line to a shared buffer and never
+//! waits on the disk. The writer thread takes the whole buffer every
+//! [`FLUSH_EVERY`] (or as soon as [`BATCH`] bytes wait), like nginx's
+//! `access_log ... buffer=64k flush=1s`: one wake-up and one write per
+//! batch, not per request. Whole lines only reach the file, in O_APPEND
+//! writes that end at a line boundary: two writers appending to one file
+//! (both sides of `deskgate demo`, or an old and a new process during a
+//! restart) do not split each other's lines. SIGUSR1 reopens the file
+//! (logrotate, fail2ban). A syslog sink sends one datagram per line.
 
 use deskgate_config::{LogTarget, SecurityLogTarget};
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::sync::mpsc;
-use std::sync::Arc;
-
-enum Msg {
-    Line(String),
-    Reopen,
-}
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Where lines go.
 #[derive(Clone, Debug)]
@@ -48,19 +46,28 @@ impl From<SecurityLogTarget> for Sink {
     }
 }
 
-/// Lines are gathered up to this many bytes before one write.
+/// The writer is woken early once this many bytes wait.
 const BATCH: usize = 64 * 1024;
 
-/// Lines queued for the writer at most. A disk or syslog that cannot keep
+/// Lines wait at most this long before they are written.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+/// Bytes queued for the writer at most. A disk or syslog that cannot keep
 /// up loses lines (counted, and said so in the log) instead of memory
 /// growing without bound under a flood.
-const QUEUE: usize = 100_000;
+const QUEUE_BYTES: usize = 32 * 1024 * 1024;
 
-/// Handle to one writer thread.
+struct Shared {
+    pending: Mutex<Vec<u8>>,
+    dropped: AtomicU64,
+    reopen_due: AtomicBool,
+    closed: AtomicBool,
+}
+
+/// Handle to one writer thread. Dropping it writes what is left.
 pub struct LineWriter {
-    tx: mpsc::SyncSender<Msg>,
-    dropped: std::sync::atomic::AtomicU64,
-    reopen_due: std::sync::atomic::AtomicBool,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl LineWriter {
@@ -68,74 +75,101 @@ impl LineWriter {
     pub fn start(sink: impl Into<Sink>, name: &str) -> std::io::Result<Arc<LineWriter>> {
         let sink = sink.into();
         let mut out = open(&sink)?;
-        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Vec::with_capacity(BATCH)),
+            dropped: AtomicU64::new(0),
+            reopen_due: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
+        let st = shared.clone();
         let what = name.to_string();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
-                while let Ok(first) = rx.recv() {
-                    let mut next = Some(first);
-                    while let Some(msg) = next.take() {
-                        match msg {
-                            Msg::Line(l) => {
-                                batch.extend_from_slice(l.as_bytes());
-                                if batch.len() >= BATCH {
-                                    let _ = out.write_all(&batch);
-                                    batch.clear();
-                                }
-                            }
-                            Msg::Reopen => {
-                                let _ = out.write_all(&batch);
-                                batch.clear();
-                                let _ = out.flush();
-                                match open(&sink) {
-                                    Ok(o) => out = o,
-                                    Err(e) => tracing::error!("cannot reopen the {what}: {e}"),
-                                }
-                            }
-                        }
-                        next = rx.try_recv().ok();
+                loop {
+                    std::thread::park_timeout(FLUSH_EVERY);
+                    let closing = st.closed.load(Ordering::Acquire);
+                    if let Ok(mut p) = st.pending.lock() {
+                        // the full buffer is taken, the empty one given back
+                        std::mem::swap(&mut *p, &mut batch);
                     }
-                    let _ = out.write_all(&batch);
-                    batch.clear();
-                    let _ = out.flush();
+                    let lost = st.dropped.swap(0, Ordering::Relaxed);
+                    if lost > 0 {
+                        let note = format!("{{\"log\":\"deskgate\",\"lines_dropped\":{lost}}}\n");
+                        batch.extend_from_slice(note.as_bytes());
+                    }
+                    if !batch.is_empty() {
+                        let _ = out.write_all(&batch);
+                        let _ = out.flush();
+                        batch.clear();
+                        if batch.capacity() > 4 * BATCH {
+                            batch.shrink_to(BATCH);
+                        }
+                    }
+                    if st.reopen_due.swap(false, Ordering::AcqRel) {
+                        match open(&sink) {
+                            Ok(o) => out = o,
+                            Err(e) => tracing::error!("cannot reopen the {what}: {e}"),
+                        }
+                    }
+                    if closing {
+                        return;
+                    }
                 }
             })?;
         Ok(Arc::new(LineWriter {
-            tx,
-            dropped: std::sync::atomic::AtomicU64::new(0),
-            reopen_due: std::sync::atomic::AtomicBool::new(false),
+            shared,
+            thread: Mutex::new(Some(thread)),
         }))
     }
 
-    /// Reopens the log file (SIGUSR1). Never waits: with the queue full
-    /// (a stuck disk) the signal handler must still be free for SIGTERM;
-    /// the reopen is then retried with the next line written.
-    pub fn reopen(&self) {
-        use std::sync::atomic::Ordering;
-        if self.tx.try_send(Msg::Reopen).is_err() {
-            self.reopen_due.store(true, Ordering::Relaxed);
+    fn wake(&self) {
+        if let Ok(t) = self.thread.lock() {
+            if let Some(t) = t.as_ref() {
+                t.thread().unpark();
+            }
         }
     }
 
-    /// Queues one line (ending in a newline); never waits.
+    /// Reopens the log file (SIGUSR1), after writing what waits. Never
+    /// waits itself: the signal handler stays free for SIGTERM.
+    pub fn reopen(&self) {
+        self.shared.reopen_due.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Queues one line (ending in a newline); never waits on the disk.
     pub fn write(&self, line: String) {
-        use std::sync::atomic::Ordering;
-        if self.reopen_due.swap(false, Ordering::Relaxed) && self.tx.try_send(Msg::Reopen).is_err()
-        {
-            self.reopen_due.store(true, Ordering::Relaxed);
-        }
-        if self.tx.try_send(Msg::Line(line)).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.write_bytes(line.as_bytes());
+    }
+
+    /// Queues bytes that end at a line boundary.
+    pub fn write_bytes(&self, line: &[u8]) {
+        let Ok(mut p) = self.shared.pending.lock() else {
+            return;
+        };
+        if p.len() + line.len() > QUEUE_BYTES {
+            drop(p);
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let lost = self.dropped.swap(0, Ordering::Relaxed);
-        if lost > 0 {
-            let note = format!("{{\"log\":\"deskgate\",\"lines_dropped\":{lost}}}\n");
-            if self.tx.try_send(Msg::Line(note)).is_err() {
-                self.dropped.fetch_add(lost, Ordering::Relaxed);
-            }
+        p.extend_from_slice(line);
+        let full = p.len() >= BATCH;
+        drop(p);
+        if full {
+            self.wake();
+        }
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        let t = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = t {
+            t.thread().unpark();
+            let _ = t.join();
         }
     }
 }

@@ -209,7 +209,14 @@ struct Entry {
     key: KeyOwned,
     variants: Vec<Arc<Stored>>,
     weight: u64,
+    /// The upstream's last answer for this key could not be kept: until
+    /// then, requests go straight through, without waiting on each other
+    /// ("hit for pass").
+    pass_until: Option<Instant>,
 }
+
+/// How long a key whose answer could not be kept is passed straight through.
+pub const PASS_FOR: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 struct ByWeight;
@@ -225,6 +232,8 @@ pub enum Found {
     Fresh(Arc<Stored>),
     /// Kept but out of date: usable after the upstream confirms it (304).
     Stale(Arc<Stored>),
+    /// Recently found not cacheable: forward without a fetch of one's own.
+    Pass,
     Missing,
 }
 
@@ -351,6 +360,9 @@ impl Cache {
         if !k.matches(&e.key) {
             return Found::Missing;
         }
+        if e.pass_until.is_some_and(|t| Instant::now() < t) {
+            return Found::Pass;
+        }
         match e.variants.iter().find(|s| s.serves(req)) {
             Some(s) if s.is_fresh(Instant::now()) => Found::Fresh(s.clone()),
             Some(s) => Found::Stale(s.clone()),
@@ -409,10 +421,26 @@ impl Cache {
                 key: k.owned(),
                 variants,
                 weight,
+                pass_until: None,
             }),
         );
         self.stats.stored.fetch_add(1, Ordering::Relaxed);
         s
+    }
+
+    /// The upstream answered this key with something that cannot be kept:
+    /// for [`PASS_FOR`], its requests go straight through (concurrent ones
+    /// no longer wait for each other's answers).
+    pub fn mark_pass(&self, k: &KeyRef<'_>, hash: u64) {
+        self.entries.insert(
+            hash,
+            Arc::new(Entry {
+                key: k.owned(),
+                variants: Vec::new(),
+                weight: k.size() + OVERHEAD,
+                pass_until: Some(Instant::now() + PASS_FOR),
+            }),
+        );
     }
 
     /// Forgets everything; returns how many keys were held.
@@ -540,6 +568,23 @@ mod tests {
         let n = c.len();
         assert_eq!(c.clear(), n);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_key_found_uncacheable_passes_until_it_expires() {
+        let c = Cache::new(&settings(1 << 20, 1 << 16));
+        let none = HeaderMap::new();
+        let k = key(Some("1001"), "/finesse/api/User/1001");
+        c.mark_pass(&k, c.hash(&k));
+        assert!(matches!(c.lookup(&k, c.hash(&k), &none), Found::Pass));
+        let other = key(Some("1002"), "/finesse/api/User/1001");
+        assert!(matches!(
+            c.lookup(&other, c.hash(&other), &none),
+            Found::Missing
+        ));
+        // an answer that can be kept replaces the mark
+        c.store(&k, c.hash(&k), answer(b"x", None, &none));
+        assert!(matches!(c.lookup(&k, c.hash(&k), &none), Found::Fresh(_)));
     }
 
     #[tokio::test]

@@ -102,6 +102,8 @@ pub struct ConnInfo {
     _ip_slot: Option<IpSlot>,
     pub peer: SocketAddr,
     pub listener: Arc<Listener>,
+    /// The listener's name, shared by the log records of the connection.
+    listener_name: Arc<str>,
     pub sni: Option<String>,
     pub shared: Arc<Shared>,
     pub activity: Arc<Activity>,
@@ -110,12 +112,13 @@ pub struct ConnInfo {
 
 impl ConnInfo {
     /// The start of an access log record for a request on this connection.
-    pub fn record(&self, method: String, path: String, proto: &'static str) -> Record {
+    pub fn record(&self, method: http::Method, path: String, proto: &'static str) -> Record {
         Record {
             request_id: self.shared.next_request_id(),
-            listener: self.listener.name.clone(),
+            listener: self.listener_name.clone(),
             peer: Some(self.peer.ip()),
             method,
+            method_known: true,
             path,
             proto,
             cache: "-",
@@ -257,6 +260,7 @@ async fn connection(
         _slot: slot,
         _ip_slot: ip_slot,
         peer,
+        listener_name: listener.name.as_str().into(),
         listener,
         sni,
         shared: shared.clone(),
@@ -330,7 +334,8 @@ fn log_parser_rejection(
 /// One access log line for a request that never reached the pipeline.
 fn log_rejection(conn: &ConnInfo, status: u16, reason: &'static str, is_h2: bool) {
     let proto = if is_h2 { "h2" } else { "http/1.1" };
-    let mut record = conn.record("-".into(), "-".into(), proto);
+    let mut record = conn.record(http::Method::GET, "-".into(), proto);
+    record.method_known = false;
     record.client_ip = Some(conn.peer.ip());
     record.status = status;
     record.deny = Some(reason);

@@ -24,6 +24,8 @@ use std::sync::Arc;
 pub enum Known {
     Valid {
         user: Arc<str>,
+        /// The user's bucket key (kept in the cache entry).
+        user_key: u64,
         refresh: bool,
     },
     Rejected,
@@ -39,6 +41,13 @@ impl Known {
             _ => None,
         }
     }
+
+    pub fn user_key(&self) -> Option<u64> {
+        match self {
+            Known::Valid { user_key, .. } => Some(*user_key),
+            _ => None,
+        }
+    }
 }
 
 pub fn known(g: &Guard, p: &Presented) -> Known {
@@ -49,6 +58,7 @@ pub fn known(g: &Guard, p: &Presented) -> Known {
         Scheme::Basic => match g.creds.lookup(&c.key) {
             Lookup::Valid { entry, refresh } => Known::Valid {
                 user: entry.user.clone(),
+                user_key: entry.user_key(|u| g.user_key(u)),
                 refresh,
             },
             Lookup::Rejected => Known::Rejected,
@@ -56,6 +66,7 @@ pub fn known(g: &Guard, p: &Presented) -> Known {
         },
         Scheme::Bearer => match g.sso.as_ref().and_then(|s| s.cached(&c.key)) {
             Some(user) => Known::Valid {
+                user_key: g.user_key(&user),
                 user,
                 refresh: false,
             },
@@ -110,7 +121,7 @@ pub async fn verify(
         refresh_due: false,
     };
     match known {
-        Known::Valid { user, refresh } => {
+        Known::Valid { user, refresh, .. } => {
             let by_answer = refresh && cx.forwarded_check && c.scheme == Scheme::Basic;
             if refresh && !by_answer {
                 background_refresh(&conn.shared, cx, c, &user);

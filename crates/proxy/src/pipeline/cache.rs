@@ -146,8 +146,12 @@ pub async fn before<'a, B: http_body::Body>(
                 rec.cache = "hit";
                 return Decision::Served(answer(&s, req.headers(), head));
             }
+            Found::Pass => {
+                rec.cache = "bypass";
+                return Decision::Skip;
+            }
             Found::Stale(s) if kind == Kind::Get && s.has_validator() => Some(s),
-            _ => None,
+            Found::Stale(_) | Found::Missing => None,
         };
         if head && stale.is_none() {
             // a HEAD miss is forwarded as it is: it has no body to keep
@@ -271,7 +275,12 @@ impl Fill<'_> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let Some(fresh) = fresh.filter(|_| declared.is_none_or(|n| n <= max)) else {
-            // not kept; the client gets what the upstream said
+            // not kept; the client gets what the upstream said. A success
+            // that cannot be kept will not be next time either: pass the
+            // key through for a while (an error may be passing)
+            if status.is_success() {
+                self.cache.mark_pass(&self.key.as_key(), self.hash);
+            }
             return Ok(resp);
         };
         let (mut parts, mut body) = resp.into_parts();
@@ -285,6 +294,7 @@ impl Fill<'_> {
                     };
                     if (buf.len() + data.len()) as u64 > max {
                         // too large to keep after all: send on what was read
+                        self.cache.mark_pass(&self.key.as_key(), self.hash);
                         let mut prefix = buf;
                         prefix.extend_from_slice(&data);
                         return Ok(Response::from_parts(

@@ -47,13 +47,16 @@ pub fn truncated(s: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Record {
     pub request_id: String,
-    pub listener: String,
+    pub listener: Arc<str>,
     pub peer: Option<IpAddr>,
     pub client_ip: Option<IpAddr>,
     pub user: Option<String>,
     pub host: Option<String>,
-    pub upstream: Option<String>,
-    pub method: String,
+    /// `component/internal-host:port`, made once per node.
+    pub upstream: Option<Arc<str>>,
+    pub method: http::Method,
+    /// `false` for rejections before a request was read (logged as `-`).
+    pub method_known: bool,
     pub path: String,
     pub proto: &'static str,
     pub status: u16,
@@ -96,39 +99,80 @@ impl LogGuard {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn line(&self) -> String {
+    /// The JSON line, written field by field into one buffer (no map, no
+    /// intermediate values: this runs for every request).
+    fn line(&self) -> Vec<u8> {
+        use std::io::Write as _;
         let r = &self.record;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let mut v = serde_json::json!({
-            "ts": format!("{}.{:03}", now.as_secs(), now.subsec_millis()),
-            "id": r.request_id,
-            "listener": r.listener,
-            "client": r.client_ip.map(|i| i.to_string()),
-            "peer": r.peer.map(|i| i.to_string()),
-            "user": r.user,
-            "host": r.host,
-            "upstream": r.upstream,
-            "method": r.method,
-            "path": r.path,
-            "proto": r.proto,
-            "status": if r.status == 0 { 499 } else { r.status },
-            "bytes": self.bytes,
-            "ms": self.elapsed_ms(),
-            "upstream_connect_ms": r.upstream_connect_ms,
-            "upstream_header_ms": r.upstream_header_ms,
-            "cache": r.cache,
-        });
+        let mut out = Vec::with_capacity(384);
+        let _ = write!(
+            out,
+            "{{\"ts\":\"{}.{:03}\"",
+            now.as_secs(),
+            now.subsec_millis()
+        );
+        let field = |out: &mut Vec<u8>, k: &str, v: Option<&str>| {
+            let _ = write!(out, ",\"{k}\":");
+            match v {
+                // serde_json's escaping of a plain string
+                Some(v) => {
+                    let _ = serde_json::to_writer(&mut *out, v);
+                }
+                None => out.extend_from_slice(b"null"),
+            }
+        };
+        field(&mut out, "id", Some(&r.request_id));
+        field(&mut out, "listener", Some(&r.listener));
+        let _ = match r.client_ip {
+            Some(ip) => write!(out, ",\"client\":\"{ip}\""),
+            None => write!(out, ",\"client\":null"),
+        };
+        let _ = match r.peer {
+            Some(ip) => write!(out, ",\"peer\":\"{ip}\""),
+            None => write!(out, ",\"peer\":null"),
+        };
+        field(&mut out, "user", r.user.as_deref());
+        field(&mut out, "host", r.host.as_deref());
+        field(&mut out, "upstream", r.upstream.as_deref());
+        field(
+            &mut out,
+            "method",
+            Some(if r.method_known {
+                r.method.as_str()
+            } else {
+                "-"
+            }),
+        );
+        field(&mut out, "path", Some(&r.path));
+        field(&mut out, "proto", Some(r.proto));
+        let status = if r.status == 0 { 499 } else { r.status };
+        let _ = write!(
+            out,
+            ",\"status\":{status},\"bytes\":{},\"ms\":{}",
+            self.bytes,
+            self.elapsed_ms()
+        );
+        for (k, v) in [
+            ("upstream_connect_ms", r.upstream_connect_ms),
+            ("upstream_header_ms", r.upstream_header_ms),
+        ] {
+            let _ = match v {
+                Some(n) => write!(out, ",\"{k}\":{n}"),
+                None => write!(out, ",\"{k}\":null"),
+            };
+        }
+        field(&mut out, "cache", Some(r.cache));
         if let Some(d) = r.deny {
-            v["deny"] = serde_json::Value::from(d);
+            field(&mut out, "deny", Some(d));
         }
         if r.status != 0 && !self.completed {
-            v["incomplete"] = serde_json::Value::from(true);
+            out.extend_from_slice(b",\"incomplete\":true");
         }
-        let mut s = v.to_string();
-        s.push('\n');
-        s
+        out.extend_from_slice(b"}\n");
+        out
     }
 }
 
@@ -143,7 +187,7 @@ impl OnFinish for LogGuard {
 impl Drop for LogGuard {
     fn drop(&mut self) {
         let line = self.line();
-        self.log.write(line);
+        self.log.write_bytes(&line);
     }
 }
 
@@ -163,5 +207,50 @@ mod tests {
         );
         assert_eq!(loggable_path("/plain/path"), "/plain/path");
         assert!(loggable_path(&"/a".repeat(2000)).len() <= 1024);
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_one_json_object_with_every_field() {
+        let log = AccessLog::start(crate::logwriter::Sink::Stdout, "test-access").expect("log");
+        let mut g = LogGuard::new(
+            log,
+            Record {
+                request_id: "abc".into(),
+                listener: "front".into(),
+                peer: Some("127.0.0.1".parse().expect("ip")),
+                client_ip: Some("2001:db8::1".parse().expect("ip")),
+                user: Some("10\"01\n".into()),
+                method: http::Method::GET,
+                method_known: true,
+                path: "/desktop/\u{7f}x".into(),
+                proto: "h2",
+                status: 200,
+                deny: Some("rate_limited"),
+                upstream_header_ms: Some(3),
+                cache: "hit",
+                ..Default::default()
+            },
+            None,
+        );
+        g.bytes = 12;
+        let line = g.line();
+        g.mark_complete();
+        assert_eq!(line.last(), Some(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(&line).expect("json");
+        assert_eq!(v["user"], "10\"01\n");
+        assert_eq!(v["client"], "2001:db8::1");
+        assert_eq!(v["host"], serde_json::Value::Null);
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["bytes"], 12);
+        assert_eq!(v["upstream_header_ms"], 3);
+        assert_eq!(v["upstream_connect_ms"], serde_json::Value::Null);
+        assert_eq!(v["cache"], "hit");
+        assert_eq!(v["deny"], "rate_limited");
+        assert_eq!(v["incomplete"], true);
     }
 }

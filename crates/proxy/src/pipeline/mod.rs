@@ -55,7 +55,7 @@ pub async fn handle(
     let mut guard = log::LogGuard::new(
         conn.shared.access_log.clone(),
         conn.record(
-            req.method().as_str().to_string(),
+            req.method().clone(),
             log::loggable_path(req.uri().path()),
             proto(req.version()),
         ),
@@ -101,10 +101,12 @@ async fn run(
     let authority = authority_of(&req)?;
     rec.host = authority.map(log::truncated);
     let route = route::resolve(&conn.listener, authority, conn.sni.as_deref(), is_h2)?;
-    rec.upstream = Some(format!(
-        "{}/{}:{}",
-        route.component.name, route.node.internal_host, route.node.internal_port
-    ));
+    rec.upstream = conn
+        .shared
+        .snapshot
+        .upstreams
+        .get(&route.node)
+        .map(|n| n.log_name.clone());
     // 4. real client IP
     let client = client_ip::resolve(conn.peer.ip(), req.headers(), &d.client_ip);
     rec.client_ip = Some(client.ip);
@@ -166,6 +168,7 @@ async fn run(
             client: client.ip,
             exempt,
             known_user: known.user(),
+            known_user_key: known.user_key(),
             unauthenticated: on_list,
         },
         rec,

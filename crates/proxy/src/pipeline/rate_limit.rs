@@ -29,6 +29,8 @@ pub struct Subject<'a> {
     pub exempt: bool,
     /// The user whose credential is known valid (a cache hit).
     pub known_user: Option<&'a str>,
+    /// Its bucket key.
+    pub known_user_key: Option<u64>,
     pub unauthenticated: bool,
 }
 
@@ -51,8 +53,8 @@ pub fn check(g: &Guard, s: &Subject<'_>, rec: &Record) -> Result<Option<InFlight
         } else {
             &rates.own
         });
-    let (key, cap) = match s.known_user {
-        Some(u) => (Key::User(g.user_key(u)), sec.in_flight),
+    let (key, cap) = match s.known_user_key {
+        Some(k) => (Key::User(k), sec.in_flight),
         // exempt addresses (proxies, balancers) are not limited as a whole;
         // the known users behind them still are
         None if s.exempt => return Ok(None),

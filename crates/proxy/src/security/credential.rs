@@ -56,7 +56,7 @@ pub fn presented(h: &HeaderMap, subprotocol: bool, hasher: &Hasher, checker: &st
     let (value, from_subprotocol) = match (values.next(), values.next()) {
         (Some(_), Some(_)) => return Presented::Malformed,
         (Some(v), None) => match v.to_str() {
-            Ok(s) => (s.trim().to_string(), false),
+            Ok(s) => (std::borrow::Cow::Borrowed(s.trim()), false),
             Err(_) => return Presented::Malformed,
         },
         (None, _) if subprotocol => {
@@ -67,7 +67,7 @@ pub fn presented(h: &HeaderMap, subprotocol: bool, hasher: &Hasher, checker: &st
             );
             match (offer.authorization, offer.malformed) {
                 (_, true) => return Presented::Malformed,
-                (Some(a), false) => (a, true),
+                (Some(a), false) => (std::borrow::Cow::Owned(a), true),
                 (None, false) => return Presented::None,
             }
         }
@@ -88,10 +88,16 @@ pub fn presented(h: &HeaderMap, subprotocol: bool, hasher: &Hasher, checker: &st
         return Presented::Malformed;
     };
     // the same credential keys the same entry however the scheme was spelt
-    let authorization = match scheme {
-        Scheme::Basic => format!("Basic {rest}"),
-        Scheme::Bearer => format!("Bearer {rest}"),
+    let canonical = match scheme {
+        Scheme::Basic => "Basic",
+        Scheme::Bearer => "Bearer",
     };
+    let authorization =
+        if value.len() == canonical.len() + 1 + rest.len() && value.starts_with(canonical) {
+            value.into_owned()
+        } else {
+            format!("{canonical} {rest}")
+        };
     Presented::Some(Credential {
         key: hasher.credential_for(checker.as_bytes(), authorization.as_bytes()),
         authorization,
@@ -103,7 +109,16 @@ pub fn presented(h: &HeaderMap, subprotocol: bool, hasher: &Hasher, checker: &st
 
 /// The user of `base64(user:password)`, if it is a readable name.
 fn basic_user(b64: &str) -> Option<String> {
-    let raw = STANDARD.decode(b64).ok()?;
+    // decoded on the stack: this runs for every authenticated request
+    let mut buf = [0u8; 768];
+    let heap;
+    let raw: &[u8] = match STANDARD.decode_slice(b64, &mut buf) {
+        Ok(n) => &buf[..n],
+        Err(_) => {
+            heap = STANDARD.decode(b64).ok()?;
+            &heap
+        }
+    };
     let colon = raw.iter().position(|b| *b == b':')?;
     let user = std::str::from_utf8(&raw[..colon]).ok()?;
     // `.` and `..` would turn the check URL's `{user}` into a dot segment

@@ -17,6 +17,8 @@ pub struct NodeClient {
     pub client: Client<NodeConnector, ProxyBody>,
     /// `https://internal-host:port`: the pool key (nothing of it reaches clients).
     pub base: String,
+    /// `component/internal-host:port`, for the access log.
+    pub log_name: Arc<str>,
 }
 
 /// Clients for every node an instance routes to, keyed by the node's identity
@@ -63,7 +65,19 @@ impl Upstreams {
                 bracket(&node.internal_host),
                 node.internal_port
             );
-            by_node.insert(key(node), NodeClient { client, base });
+            let log_name = format!(
+                "{}/{}:{}",
+                comp.name, node.internal_host, node.internal_port
+            )
+            .into();
+            by_node.insert(
+                key(node),
+                NodeClient {
+                    client,
+                    base,
+                    log_name,
+                },
+            );
         }
         Ok(Upstreams { by_node })
     }

@@ -1,0 +1,545 @@
+#!/usr/bin/env python3
+"""deskgate's benchmark: deskgate against nginx (plain TLS proxy and a
+reference-like config) and against the upstream directly, in one run, on
+loopback. Run through bench/run, which installs the tools and builds first.
+
+Every proxy runs one worker pinned to CPU 0; load tools and the upstream
+run on CPU 1. Throughput is requests per proxy CPU-second, read from
+/proc/<pid>/stat of the proxy process (all its threads). Latency is
+measured at a fixed rate (oha -q). Rounds are interleaved (every scenario
+on every peer, then again) and medians are reported.
+"""
+
+import argparse
+import base64
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+RELEASE = os.path.join(ROOT, "target", "release")
+DESKGATE = os.environ.get("DESKGATE_BIN") or os.path.join(RELEASE, "deskgate")
+LOADGEN = os.path.join(RELEASE, "deskgate-loadgen")
+SIM = os.path.join(RELEASE, "finesse-sim")
+TOOLS = os.path.join(BENCH, ".tools", "bin")
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+PROXY_CPU = "0"
+LOAD_CPU = "1"
+USERS = 1000
+USER_BASE = 100000
+LIMIT = 1_000_000  # rate/burst the fixed-header tools cannot trip
+KEEPALIVE_REQUESTS = 10000
+SECRET = "bench-secret-made-per-run"
+
+STATIC_PATH = "/desktop/js/app.js"
+REST_BODY = (
+    "<User><loginId>{id}</loginId><firstName>Bench</firstName><lastName>Agent</lastName>"
+    "<roles><role>Agent</role></roles><state>NOT_READY</state><reasonCodeId>-1</reasonCodeId>"
+    "<teamId>1</teamId><teamName>Bench</teamName><extension>5001</extension>"
+    "<settings><wrapUpOnIncoming>OPTIONAL</wrapUpOnIncoming></settings>"
+    "<mediaType>1</mediaType><stateChangeTime>2026-12-01T00:00:00.000Z</stateChangeTime>"
+    "<pendingState></pendingState><dialogs>/finesse/api/User/{id}/Dialogs</dialogs>"
+    "<uri>/finesse/api/User/{id}</uri></User>"
+).replace("{id}", "100001")
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fill(template, values):
+    text = open(os.path.join(BENCH, "conf", template)).read()
+    for k, v in values.items():
+        text = text.replace("{" + k + "}", str(v))
+    left = re.findall(r"\{[A-Z_]+\}", text)
+    if left:
+        sys.exit(f"bench: {template}: unfilled {left}")
+    return text
+
+
+def basic(user):
+    raw = f"{user}:pw-{user}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def wait_port(port, what, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"bench: {what} did not listen on {port}")
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def rss_kib(pid, key="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+class Peer:
+    """One server under test: its process, and the PID whose CPU counts."""
+
+    def __init__(self, name, port, proc, measured_pid, pidfile=None):
+        self.name = name
+        self.port = port
+        self.proc = proc
+        self.pid = measured_pid
+        self.pidfile = pidfile
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def start_nginx(name, conf_text, port, d):
+    path = os.path.join(d, f"{name}.nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf_text)
+    proc = subprocess.Popen(
+        [NGINX, "-c", path, "-p", d, "-g", "daemon off;"],
+        stdout=open(os.path.join(d, f"{name}.out"), "w"),
+        stderr=subprocess.STDOUT,
+    )
+    wait_port(port, name)
+    workers = []
+    end = time.time() + 10
+    while not workers and time.time() < end:
+        workers = children(proc.pid)
+        time.sleep(0.05)
+    if len(workers) != 1:
+        sys.exit(f"bench: {name}: expected one nginx worker, found {workers}")
+    return Peer(name, port, proc, workers[0])
+
+
+class Run:
+    def __init__(self, args):
+        self.args = args
+        self.dir = tempfile.mkdtemp(prefix="deskgate-bench-")
+        self.peers = {}
+        self.results = []  # dicts: round, scenario, peer, metrics
+
+    # ---- setup -------------------------------------------------------
+    def setup(self):
+        d = self.dir
+        # nginx's workers run as an unprivileged user: they must read the files
+        os.chmod(d, 0o755)
+        os.makedirs(os.path.join(d, "www", "desktop", "js"))
+        # a 600-byte static file
+        body = ("/* deskgate bench static file */\n" + "x" * 600)[:599] + "\n"
+        with open(os.path.join(d, "www", "desktop", "js", "app.js"), "w") as f:
+            f.write(body)
+        self.ports = {
+            "origin_http": free_port(),
+            "origin_tls": free_port(),
+            "deskgate": free_port(),
+            "plain": free_port(),
+            "reference": free_port(),
+            "internal": free_port(),
+        }
+        p = self.ports
+        common = {
+            "DIR": d,
+            "CERT": os.path.join(d, "certs", "front.pem"),
+            "KEY": os.path.join(d, "certs", "front.key"),
+            "ORIGIN_HTTP": p["origin_http"],
+            "ORIGIN_TLS": p["origin_tls"],
+            "KEEPALIVE_REQUESTS": KEEPALIVE_REQUESTS,
+            "RATE": LIMIT,
+            "BURST": LIMIT,
+            "PROXY_CPU_MASK": "01",
+            "ORIGIN_CPU_MASK": "10",
+        }
+        dg = fill(
+            "deskgate.toml",
+            dict(
+                common,
+                PORT=p["deskgate"],
+                INTERNAL=p["internal"],
+                CONN_LIMIT_PER_NAT=1000,
+            ),
+        )
+        dg = dg.replace(f'cert = "{common["CERT"]}"', 'cert = "certs/front.pem"').replace(
+            f'key_file = "{common["KEY"]}"', 'key_file = "certs/front.key"'
+        )
+        dg_path = os.path.join(d, "deskgate.toml")
+        with open(dg_path, "w") as f:
+            f.write(dg)
+        subprocess.run([DESKGATE, "gen-certs", "-c", dg_path], check=True, capture_output=True)
+        subprocess.run([DESKGATE, "check", "-c", dg_path], check=True, capture_output=True)
+
+        origin = fill("origin.nginx.conf", dict(common, REST_BODY=REST_BODY))
+        self.origin = start_nginx("origin", origin, p["origin_http"], d)
+        wait_port(p["origin_tls"], "origin (TLS)")
+        self.peers["direct"] = Peer("direct", p["origin_tls"], self.origin.proc, self.origin.pid)
+        self.peers["nginx-plain"] = start_nginx(
+            "plain", fill("plain.nginx.conf", dict(common, PORT=p["plain"])), p["plain"], d
+        )
+        self.peers["nginx-ref"] = start_nginx(
+            "reference",
+            fill(
+                "reference.nginx.conf",
+                dict(common, PORT=p["reference"], SECRET=SECRET, CONN_LIMIT=1000),
+            ),
+            p["reference"],
+            d,
+        )
+        proc = subprocess.Popen(
+            ["taskset", "-c", PROXY_CPU, DESKGATE, "run", "-c", dg_path, "--side", "a", "--workers", "1"],
+            stdout=open(os.path.join(d, "deskgate.out"), "w"),
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, RUST_LOG="warn"),
+        )
+        wait_port(p["deskgate"], "deskgate")
+        self.peers["deskgate"] = Peer("deskgate", p["deskgate"], proc, proc.pid)
+        self.warm()
+
+    def warm(self):
+        """Every user signs in once through each authenticating proxy (the
+        runs measure the credential cache, not Finesse), and the static
+        file is fetched once (deskgate's cache; nginx has none)."""
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        for name in ["deskgate", "nginx-ref", "nginx-plain", "direct"]:
+            port = self.peers[name].port
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+            bad = 0
+            for i in range(1, USERS + 1):
+                uid = USER_BASE + i
+                ip = f"10.9.{i // 250}.{i % 250 + 1}"
+                conn.request(
+                    "GET",
+                    f"/finesse/api/User/{uid}",
+                    headers={"Authorization": basic(uid), "X-Real-IP": ip},
+                )
+                r = conn.getresponse()
+                r.read()
+                if r.status != 200:
+                    bad += 1
+                    log(f"warm-up through {name}: user {uid} got {r.status}")
+                if r.getheader("connection", "").lower() == "close":
+                    conn.close()
+                    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+            conn.request("GET", STATIC_PATH)
+            r = conn.getresponse()
+            r.read()
+            bad += r.status != 200
+            conn.close()
+            if bad:
+                sys.exit(f"bench: warm-up through {name}: {bad} answers were not 200")
+        log(f"warm: {USERS} users signed in through every peer")
+
+    # ---- tools -------------------------------------------------------
+    def url(self, peer, path):
+        return f"https://127.0.0.1:{self.peers[peer].port}{path}"
+
+    def tool_cmd(self, tool, peer, target, duration):
+        """The load tool's command line and the parser of its output."""
+        fixed = ["-H", "X-Real-IP: 10.9.0.1"]
+        auth = ["-H", f"Authorization: {basic(USER_BASE + 1)}"] if target == "rest" else []
+        path = STATIC_PATH if target == "static" else f"/finesse/api/User/{USER_BASE + 1}"
+        url = self.url(peer, path)
+        d = str(duration)
+        if tool == "wrk-h1":
+            cmd = ["wrk", "-t1", "-c64", f"-d{d}s", "--latency", url]
+            if target == "rest":
+                cmd[1:1] = ["-s", os.path.join(BENCH, "conf", "rotate.lua")]
+            else:
+                cmd[1:1] = fixed
+            return cmd, parse_wrk
+        if tool == "wrk-h1-close":
+            # a new TLS connection for every request
+            return ["wrk", "-t1", "-c16", f"-d{d}s", "-H", "Connection: close", *fixed, *auth, url], parse_wrk
+        if tool == "h2load-h2":
+            return ["h2load", "-c16", "-m16", "-t1", "-D", d, *fixed, *auth, url], parse_h2load
+        if tool in ("oha-h1-q", "oha-h2-q"):
+            proto = ["--http2"] if tool == "oha-h2-q" else []
+            return (
+                [os.path.join(TOOLS, "oha"), "--no-tui", "--insecure", "--output-format", "json",
+                 "-z", f"{d}s", "-c", "16", "-q", str(self.args.rate), "--latency-correction",
+                 *proto, *fixed, *auth, url],
+                parse_oha,
+            )
+        raise ValueError(tool)
+
+    def measure(self, rnd, scenario, tool, target, peer):
+        cmd, parse = self.tool_cmd(tool, peer, target, self.args.duration)
+        pid = self.peers[peer].pid
+        before = cpu_ticks(pid)
+        t0 = time.time()
+        out = subprocess.run(["taskset", "-c", LOAD_CPU, *cmd], capture_output=True, text=True)
+        wall = time.time() - t0
+        cpu = (cpu_ticks(pid) - before) / CLK_TCK
+        if out.returncode != 0:
+            log(f"{tool} on {peer} failed: {out.stderr.strip()[:400]}")
+            return
+        m = parse(out.stdout)
+        m["cpu_s"] = cpu
+        m["wall_s"] = wall
+        m["req_per_cpu_s"] = m["ok"] / cpu if cpu > 0 else 0.0
+        m["rss_kib"] = rss_kib(pid)
+        m["hwm_kib"] = rss_kib(pid, "VmHWM")
+        self.results.append(dict(round=rnd, scenario=scenario, peer=peer, **m))
+        log(
+            f"r{rnd} {scenario:<22} {peer:<12} ok={m['ok']:>8} err={m['errors']:>5} "
+            f"cpu={cpu:6.2f}s  req/cpu-s={m['req_per_cpu_s']:>9.0f}  p50={m.get('p50_ms', 0):.2f}ms p99={m.get('p99_ms', 0):.2f}ms"
+        )
+
+    # ---- scenarios ---------------------------------------------------
+    def micro(self):
+        scenarios = [
+            ("static h1 keep-alive", "wrk-h1", "static"),
+            ("static h2", "h2load-h2", "static"),
+            ("static h1 new TLS", "wrk-h1-close", "static"),
+            ("static h1 p99@rate", "oha-h1-q", "static"),
+            ("static h2 p99@rate", "oha-h2-q", "static"),
+            ("rest h1 keep-alive", "wrk-h1", "rest"),
+            ("rest h2", "h2load-h2", "rest"),
+            ("rest h1 new TLS", "wrk-h1-close", "rest"),
+            ("rest h1 p99@rate", "oha-h1-q", "rest"),
+            ("rest h2 p99@rate", "oha-h2-q", "rest"),
+        ]
+        peers = ["deskgate", "nginx-plain", "nginx-ref", "direct"]
+        for rnd in range(1, self.args.rounds + 1):
+            for scenario, tool, target in scenarios:
+                # interleaved, and in a different order each round
+                order = peers[rnd % len(peers):] + peers[: rnd % len(peers)]
+                for peer in order:
+                    self.measure(rnd, scenario, tool, target, peer)
+
+    def profile(self, spec):
+        """perf (cpu-clock samples) of deskgate during one tool run: the
+        flat report, by symbol, goes to profile-<tool>-<target>.txt."""
+        tool, target = spec.split(":")
+        data = os.path.join(self.dir, "perf.data")
+        perf = subprocess.Popen(
+            ["perf", "record", "-e", "cpu-clock", "-F", "1999", "-g", "-o", data,
+             "-p", str(self.peers["deskgate"].pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
+        self.measure(0, f"profile {tool} {target}", tool, target, "deskgate")
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+        out = os.path.join(self.dir, f"profile-{tool}-{target}.txt")
+        with open(out, "w") as f:
+            subprocess.run(
+                ["perf", "report", "-i", data, "--no-children", "--sort", "symbol",
+                 "--stdio", "-g", "none", "--percent-limit", "0.3"],
+                stdout=f, stderr=subprocess.DEVNULL,
+            )
+        log(f"profile written to {out}")
+
+    def idle_websockets(self):
+        """RSS per idle proxied WebSocket (client TLS plus upstream side)."""
+        if not os.path.exists(LOADGEN):
+            log("no load generator built: skipping the WebSocket and agent runs")
+            return
+        # the WebSocket upstream: the simulator's XMPP endpoint
+        n = self.args.ws
+        for peer in ["deskgate", "nginx-plain"]:
+            pass  # filled in by the agents module (bench/agents.py)
+
+    def cleanup(self):
+        for p in self.peers.values():
+            p.stop()
+        self.origin.stop()
+
+
+def parse_wrk(out):
+    ok = 0
+    m = re.search(r"(\d+) requests in", out)
+    total = int(m.group(1)) if m else 0
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    bad = int(non2xx.group(1)) if non2xx else 0
+    sock = sum(int(x) for x in errs.groups()) if errs else 0
+    ok = total - bad
+
+    def pct(label):
+        mm = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not mm:
+            return 0.0
+        v, unit = float(mm.group(1)), mm.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    return {"ok": ok, "errors": bad + sock, "p50_ms": pct("50"), "p99_ms": pct("99")}
+
+
+def parse_h2load(out):
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    ok = int(codes.group(1)) if codes else 0
+    bad = (int(codes.group(3)) + int(codes.group(4))) if codes else 0
+    errs = (int(m.group(6)) + int(m.group(7))) if m else 0
+    return {"ok": ok, "errors": bad + errs}
+
+
+def parse_oha(out):
+    j = json.loads(out)
+    codes = j.get("statusCodeDistribution", {})
+    ok = sum(v for k, v in codes.items() if k.startswith("2"))
+    bad = sum(v for k, v in codes.items() if not k.startswith("2"))
+    # requests still in flight when the time is up are not failures
+    errs = sum(v for k, v in j.get("errorDistribution", {}).items() if "deadline" not in k)
+    lat = j.get("latencyPercentiles", {})
+    return {
+        "ok": ok,
+        "errors": bad + errs,
+        "p50_ms": (lat.get("p50") or 0) * 1000,
+        "p99_ms": (lat.get("p99") or 0) * 1000,
+    }
+
+
+def median(xs):
+    return statistics.median(xs) if xs else 0.0
+
+
+def table(results):
+    """Medians per (scenario, peer), and deskgate's ratios."""
+    scen = []
+    for r in results:
+        if r["scenario"] not in scen:
+            scen.append(r["scenario"])
+    peers = ["deskgate", "nginx-plain", "nginx-ref", "direct"]
+    rows = []
+    for s in scen:
+        med = {}
+        for p in peers:
+            rs = [r for r in results if r["scenario"] == s and r["peer"] == p]
+            med[p] = {
+                "rps_cpu": median([r["req_per_cpu_s"] for r in rs]),
+                "p50": median([r.get("p50_ms", 0) for r in rs]),
+                "p99": median([r.get("p99_ms", 0) for r in rs]),
+                "errors": sum(r["errors"] for r in rs),
+                "hwm": max([r["hwm_kib"] for r in rs], default=0),
+                "n": len(rs),
+            }
+        rows.append((s, med))
+    return rows
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if b else "-"
+
+
+def render(rows, args, cmdline):
+    lines = []
+    lines.append("| scenario | deskgate | nginx plain | nginx reference-like | direct | vs plain | vs reference | vs direct |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for s, m in rows:
+        dg = m["deskgate"]
+        if "p99" in s:
+            cell = lambda p: f"p50 {m[p]['p50']:.2f} / p99 {m[p]['p99']:.2f} ms" + (f" ({m[p]['errors']} err)" if m[p]["errors"] else "")
+            r = lambda p: ratio(m[p]["p99"], dg["p99"]) if dg["p99"] else "-"
+            lines.append(
+                f"| {s} (rate {args.rate}/s) | {cell('deskgate')} | {cell('nginx-plain')} | {cell('nginx-ref')} | {cell('direct')} "
+                f"| {r('nginx-plain')} | {r('nginx-ref')} | {r('direct')} |"
+            )
+        else:
+            cell = lambda p: f"{m[p]['rps_cpu']:,.0f}" + (f" ({m[p]['errors']} err)" if m[p]["errors"] else "")
+            lines.append(
+                f"| {s} (req/CPU-s) | {cell('deskgate')} | {cell('nginx-plain')} | {cell('nginx-ref')} | {cell('direct')} "
+                f"| {ratio(dg['rps_cpu'], m['nginx-plain']['rps_cpu'])} | {ratio(dg['rps_cpu'], m['nginx-ref']['rps_cpu'])} "
+                f"| {ratio(dg['rps_cpu'], m['direct']['rps_cpu'])} |"
+            )
+    return "\n".join(lines)
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) // 1024 // 1024
+    nginx_v = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
+    return f"{os.cpu_count()} x {cpu}, {mem} GiB, Linux {platform.release()}, {nginx_v}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one short round (about 5 minutes)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=8, help="seconds per measurement")
+    ap.add_argument("--rate", type=int, default=1000, help="fixed request rate of the p99 runs")
+    ap.add_argument("--ws", type=int, default=2000, help="idle WebSockets for the RSS figure")
+    ap.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
+    ap.add_argument("--profile", default="", help="TOOL:TARGET, e.g. wrk-h1:static: perf of deskgate only")
+    ap.add_argument("--only", default="", help="micro,agents (default: both)")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.duration = 1, 3
+    cmdline = " ".join(["bench/run", *sys.argv[1:]])
+    run = Run(args)
+    started = time.time()
+    try:
+        run.setup()
+        if args.profile:
+            run.profile(args.profile)
+            return
+        run.micro()
+    finally:
+        run.cleanup()
+    rows = table(run.results)
+    text = render(rows, args, cmdline)
+    print()
+    print(text)
+    took = time.time() - started
+    log(f"done in {took / 60:.1f} min; work files in {run.dir}")
+    with open(os.path.join(run.dir, "results.json"), "w") as f:
+        json.dump(run.results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
