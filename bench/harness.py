@@ -180,6 +180,9 @@ class Run:
             "plain": free_port(),
             "reference": free_port(),
             "internal": free_port(),
+            "sim": free_port(),
+            "sim_proxy": free_port(),
+            "agents": free_port(),
         }
         p = self.ports
         common = {
@@ -217,7 +220,10 @@ class Run:
         wait_port(p["origin_tls"], "origin (TLS)")
         self.peers["direct"] = Peer("direct", p["origin_tls"], self.origin.proc, self.origin.pid)
         self.peers["nginx-plain"] = start_nginx(
-            "plain", fill("plain.nginx.conf", dict(common, PORT=p["plain"])), p["plain"], d
+            "plain",
+            fill("plain.nginx.conf", dict(common, PORT=p["plain"], SIM=p["sim"], SIM_PROXY_PORT=p["sim_proxy"])),
+            p["plain"],
+            d,
         )
         self.peers["nginx-ref"] = start_nginx(
             "reference",
@@ -237,6 +243,104 @@ class Run:
         wait_port(p["deskgate"], "deskgate")
         self.peers["deskgate"] = Peer("deskgate", p["deskgate"], proc, proc.pid)
         self.warm()
+        if self.args.agents or self.args.ws:
+            self.start_agent_peers(common)
+
+    def start_agent_peers(self, common):
+        """The simulator (upstream of the agent runs) and a deskgate with
+        production defaults in front of it; nginx-plain's second server
+        already proxies to it."""
+        d, p = self.dir, self.ports
+        self.sim = subprocess.Popen(
+            ["taskset", "-c", LOAD_CPU, SIM, "--listen", f"127.0.0.1:{p['sim']}",
+             "--name", f"127.0.0.1:{p['sim']}", "--cert", common["CERT"], "--key", common["KEY"],
+             "--agents", str(max(self.args.agents, self.args.ws) + 100),
+             "--presence-grace", "3600"],
+            stdout=open(os.path.join(d, "sim.out"), "w"), stderr=subprocess.STDOUT,
+            env=dict(os.environ, RUST_LOG="warn"),
+        )
+        wait_port(p["sim"], "finesse-sim")
+        conf = fill("agents.toml", dict(common, PORT=p["agents"], SIM=p["sim"], CA=os.path.join(d, "certs", "ca.pem")))
+        path = os.path.join(d, "agents.toml")
+        with open(path, "w") as f:
+            f.write(conf)
+        proc = subprocess.Popen(
+            ["taskset", "-c", PROXY_CPU, DESKGATE, "run", "-c", path, "--side", "a", "--workers", "1"],
+            stdout=open(os.path.join(d, "agents-deskgate.out"), "w"), stderr=subprocess.STDOUT,
+            env=dict(os.environ, RUST_LOG="warn"),
+        )
+        wait_port(p["agents"], "deskgate (agents)")
+        self.agent_peers = {
+            "deskgate": Peer("deskgate", p["agents"], proc, proc.pid),
+            "nginx-plain": Peer("nginx-plain", p["sim_proxy"], self.peers["nginx-plain"].proc, self.peers["nginx-plain"].pid),
+        }
+
+    def loadgen(self, sub, peer, extra, first):
+        port = self.agent_peers[peer].port
+        return [
+            "taskset", "-c", LOAD_CPU, LOADGEN, sub, "--connect", f"127.0.0.1:{port}",
+            "--host", f"127.0.0.1:{port}", "--ca", os.path.join(self.dir, "certs", "ca.pem"),
+            "--first", str(first), *extra,
+        ]
+
+    def idle_ws(self, rnd):
+        """RSS per idle proxied WebSocket (client TLS and the upstream side)."""
+        n = self.args.ws
+        for peer in ["deskgate", "nginx-plain"]:
+            pid = self.agent_peers[peer].pid
+            before = rss_kib(pid)
+            # each round and peer its own agents: the simulator keeps sessions per user
+            proc = subprocess.Popen(
+                self.loadgen("ws-idle", peer, ["--count", str(n), "--ip-net", str(60 + rnd)], 1001),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            line = proc.stdout.readline().strip()
+            time.sleep(1)
+            after = rss_kib(pid)
+            proc.stdin.close()
+            err = proc.stderr.read()
+            proc.wait(timeout=60)
+            if not line.startswith("ready"):
+                log(f"ws-idle through {peer} failed: {line} {err.strip()[:300]}")
+                continue
+            opened = int(line.split()[1])
+            per = (after - before) / max(opened, 1)
+            self.results.append(dict(round=rnd, scenario="idle WebSocket RSS", peer=peer, ok=opened,
+                                     errors=n - opened, kib_per_ws=per, cpu_s=0, req_per_cpu_s=0,
+                                     rss_kib=after, hwm_kib=rss_kib(pid, "VmHWM")))
+            log(f"r{rnd} idle WebSockets       {peer:<12} {opened} open, RSS {before} -> {after} KiB: {per:.1f} KiB each")
+            # let the proxy see the closes before the next measurement
+            time.sleep(2)
+
+    def agents_run(self, rnd):
+        """storm-N-T then steady for --steady seconds, through each proxy."""
+        n, window, steady = self.args.agents, self.args.storm_window, self.args.steady
+        for peer in ["deskgate", "nginx-plain"]:
+            pid = self.agent_peers[peer].pid
+            before = cpu_ticks(pid)
+            t0 = time.time()
+            out = subprocess.run(
+                self.loadgen("agents", peer, ["--agents", str(n), "--login-window", str(window),
+                                              "--duration", str(steady), "--ip-net", str(80 + rnd)], 1001),
+                capture_output=True, text=True,
+            )
+            cpu = (cpu_ticks(pid) - before) / CLK_TCK
+            if out.returncode != 0:
+                log(f"agents through {peer} failed: {out.stderr.strip()[:300]}")
+                continue
+            try:
+                m = json.loads(out.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                log(f"agents through {peer}: unreadable output {out.stdout[:300]}")
+                continue
+            m.update(round=rnd, scenario=f"agents storm-{n}-{window} + steady {steady}s", peer=peer,
+                     ok=m["requests"], cpu_s=cpu, wall_s=time.time() - t0,
+                     req_per_cpu_s=m["requests"] / cpu if cpu else 0,
+                     cpu_ms_per_agent=1000 * cpu / max(n, 1),
+                     rss_kib=rss_kib(pid), hwm_kib=rss_kib(pid, "VmHWM"))
+            self.results.append(m)
+            log(f"r{rnd} agents {peer:<12} logins {m['logins_ok']}/{n} p50 {m['login_p50_ms']:.0f} p99 {m['login_p99_ms']:.0f} ms, "
+                f"ping p99 {m['ping_p99_ms']:.1f} ms, errors {m['errors']} {m['error_kinds']}, cpu {cpu:.1f}s, peak RSS {m['hwm_kib']} KiB")
 
     def warm(self):
         """Every user signs in once through each authenticating proxy (the
@@ -331,7 +435,7 @@ class Run:
         )
 
     # ---- scenarios ---------------------------------------------------
-    def micro(self):
+    def micro_round(self, rnd):
         scenarios = [
             ("static h1 keep-alive", "wrk-h1", "static"),
             ("static h2", "h2load-h2", "static"),
@@ -345,12 +449,11 @@ class Run:
             ("rest h2 p99@rate", "oha-h2-q", "rest"),
         ]
         peers = ["deskgate", "nginx-plain", "nginx-ref", "direct"]
-        for rnd in range(1, self.args.rounds + 1):
-            for scenario, tool, target in scenarios:
-                # interleaved, and in a different order each round
-                order = peers[rnd % len(peers):] + peers[: rnd % len(peers)]
-                for peer in order:
-                    self.measure(rnd, scenario, tool, target, peer)
+        for scenario, tool, target in scenarios:
+            # interleaved, and in a different order each round
+            order = peers[rnd % len(peers):] + peers[: rnd % len(peers)]
+            for peer in order:
+                self.measure(rnd, scenario, tool, target, peer)
 
     def profile(self, spec):
         """perf (cpu-clock samples) of deskgate during one tool run: the
@@ -358,7 +461,7 @@ class Run:
         tool, target = spec.split(":")
         data = os.path.join(self.dir, "perf.data")
         perf = subprocess.Popen(
-            ["perf", "record", "-e", "cpu-clock", "-F", "1999", "-g", "-o", data,
+            ["perf", "record", "-e", "cpu-clock", "-F", "1999", "--call-graph", "fp", "-o", data,
              "-p", str(self.peers["deskgate"].pid)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -369,26 +472,22 @@ class Run:
         out = os.path.join(self.dir, f"profile-{tool}-{target}.txt")
         with open(out, "w") as f:
             subprocess.run(
-                ["perf", "report", "-i", data, "--no-children", "--sort", "symbol",
-                 "--stdio", "-g", "none", "--percent-limit", "0.3"],
+                ["perf", "report", "-i", data, "--children", "--sort", "symbol",
+                 "--stdio", "-g", "none", "--percent-limit", "0.5"],
                 stdout=f, stderr=subprocess.DEVNULL,
             )
         log(f"profile written to {out}")
 
-    def idle_websockets(self):
-        """RSS per idle proxied WebSocket (client TLS plus upstream side)."""
-        if not os.path.exists(LOADGEN):
-            log("no load generator built: skipping the WebSocket and agent runs")
-            return
-        # the WebSocket upstream: the simulator's XMPP endpoint
-        n = self.args.ws
-        for peer in ["deskgate", "nginx-plain"]:
-            pass  # filled in by the agents module (bench/agents.py)
-
     def cleanup(self):
         for p in self.peers.values():
             p.stop()
-        self.origin.stop()
+        for p in getattr(self, "agent_peers", {}).values():
+            p.stop()
+        if getattr(self, "sim", None):
+            self.sim.terminate()
+            self.sim.wait(timeout=10)
+        if getattr(self, "origin", None):
+            self.origin.stop()
 
 
 def parse_wrk(out):
@@ -468,6 +567,46 @@ def ratio(a, b):
     return f"{a / b:.2f}x" if b else "-"
 
 
+def render_agents(results):
+    """The idle-WebSocket and agent figures, medians over rounds."""
+    lines = []
+    ws = [r for r in results if r["scenario"] == "idle WebSocket RSS"]
+    if ws:
+        lines.append("| idle proxied WebSocket (client TLS + upstream TLS) | deskgate | nginx plain | deskgate vs nginx |")
+        lines.append("|---|---|---|---|")
+        med = {p: median([r["kib_per_ws"] for r in ws if r["peer"] == p]) for p in ["deskgate", "nginx-plain"]}
+        opened = {p: max([r["ok"] for r in ws if r["peer"] == p], default=0) for p in med}
+        lines.append(
+            f"| RSS per socket ({opened['deskgate']} sockets) | {med['deskgate']:.1f} KiB | {med['nginx-plain']:.1f} KiB "
+            f"| {ratio(med['deskgate'], med['nginx-plain'])} |"
+        )
+        lines.append("")
+    ag = [r for r in results if r["scenario"].startswith("agents")]
+    if ag:
+        name = ag[0]["scenario"]
+        lines.append(f"| {name} | deskgate | nginx plain |")
+        lines.append("|---|---|---|")
+
+        def row(label, key, fmt):
+            cells = []
+            for p in ["deskgate", "nginx-plain"]:
+                vals = [r[key] for r in ag if r["peer"] == p]
+                cells.append(fmt(median(vals)) if vals else "-")
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+
+        row("logins completed (of each run)", "logins_ok", lambda v: f"{v:.0f}")
+        row("errors (all runs)", "errors", lambda v: f"{v:.0f}")
+        row("login time p50", "login_p50_ms", lambda v: f"{v:.0f} ms")
+        row("login time p99", "login_p99_ms", lambda v: f"{v:.0f} ms")
+        row("XMPP ping p50", "ping_p50_ms", lambda v: f"{v:.1f} ms")
+        row("XMPP ping p99", "ping_p99_ms", lambda v: f"{v:.1f} ms")
+        row("REST p99", "rest_p99_ms", lambda v: f"{v:.1f} ms")
+        row("proxy CPU per agent (login + steady)", "cpu_ms_per_agent", lambda v: f"{v:.1f} ms")
+        row("requests per proxy CPU-second", "req_per_cpu_s", lambda v: f"{v:,.0f}")
+        row("peak RSS of the proxy", "hwm_kib", lambda v: f"{v / 1024:.0f} MiB")
+    return "\n".join(lines)
+
+
 def render(rows, args, cmdline):
     lines = []
     lines.append("| scenario | deskgate | nginx plain | nginx reference-like | direct | vs plain | vs reference | vs direct |")
@@ -516,10 +655,15 @@ def main():
     ap.add_argument("--ws", type=int, default=2000, help="idle WebSockets for the RSS figure")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
     ap.add_argument("--profile", default="", help="TOOL:TARGET, e.g. wrk-h1:static: perf of deskgate only")
-    ap.add_argument("--only", default="", help="micro,agents (default: both)")
+    ap.add_argument("--hold", type=int, default=0, help="start everything, wait this many seconds, stop (for perf/strace by hand)")
+    ap.add_argument("--only", default="micro,ws,agents", help="which parts: micro,ws,agents")
+    ap.add_argument("--agents", type=int, default=3000, help="agents of the storm and steady run")
+    ap.add_argument("--storm-window", type=int, default=60, help="seconds the logins are spread over")
+    ap.add_argument("--steady", type=int, default=40, help="seconds of steady state after the storm")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 3
+        args.agents, args.storm_window, args.steady, args.ws = 300, 10, 15, 500
     cmdline = " ".join(["bench/run", *sys.argv[1:]])
     run = Run(args)
     started = time.time()
@@ -528,17 +672,65 @@ def main():
         if args.profile:
             run.profile(args.profile)
             return
-        run.micro()
+        if args.hold:
+            info = {k: (v.port, v.pid) for k, v in run.peers.items()}
+            log(f"holding for {args.hold}s: (port, pid) {info}; files in {run.dir}")
+            time.sleep(args.hold)
+            return
+        for rnd in range(1, args.rounds + 1):
+            if "micro" in args.only:
+                run.micro_round(rnd)
+            if "ws" in args.only and args.ws:
+                run.idle_ws(rnd)
+            if "agents" in args.only and args.agents:
+                run.agents_run(rnd)
     finally:
         run.cleanup()
-    rows = table(run.results)
-    text = render(rows, args, cmdline)
+    micro = [r for r in run.results if r["scenario"] != "idle WebSocket RSS" and not r["scenario"].startswith("agents")]
+    text = render(table(micro), args, cmdline) if micro else ""
+    agents = render_agents(run.results)
     print()
     print(text)
+    print()
+    print(agents)
     took = time.time() - started
     log(f"done in {took / 60:.1f} min; work files in {run.dir}")
     with open(os.path.join(run.dir, "results.json"), "w") as f:
         json.dump(run.results, f, indent=1)
+    if not args.no_write:
+        write_report(args, cmdline, text, agents, took, run.results)
+
+
+def write_report(args, cmdline, micro, agents, took, results):
+    """The measured part of BENCHMARKS.md, between its markers; the
+    hand-written analysis around them is kept."""
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    old = open(path).read() if os.path.exists(path) else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin not in old or end not in old:
+        old += f"\n{begin}\n{end}\n"
+    rounds = "1 round (--quick)" if args.quick else f"medians of {args.rounds} interleaved rounds"
+    body = f"""{begin}
+## Last run
+
+- When: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {took / 60:.1f} minutes, {rounds}, {args.duration} s per micro measurement.
+- Machine: {machine()}.
+- Command: `{cmdline}` (the raw figures of every measurement are in the run's `results.json`).
+- Every proxy: one worker pinned to CPU 0 (`deskgate run --workers 1`, nginx `worker_processes 1` with `worker_cpu_affinity`); load tools, the upstream nginx and the simulator on CPU 1. TLS 1.3, the same certificate, no session resumption, for every peer.
+
+### Micro (requests per proxy CPU-second; p50/p99 at a fixed rate; "vs" columns: deskgate's ratio, higher is better for deskgate, for p99 rows the other's p99 over deskgate's)
+
+{micro}
+
+### Idle WebSockets and agents
+
+{agents}
+{end}"""
+    pre, rest = old.split(begin, 1)
+    post = rest.split(end, 1)[1]
+    with open(path, "w") as f:
+        f.write(pre + body + post)
+    log(f"wrote {path}")
 
 
 if __name__ == "__main__":

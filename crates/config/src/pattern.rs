@@ -15,6 +15,9 @@ pub struct PathPattern {
     /// What every matching path starts with (up to the segment of the
     /// first `*`): most patterns of a list are ruled out by it alone.
     prefix_len: usize,
+    /// What every matching path ends with (`.js` of `**/*.js`): a list of
+    /// one pattern per file type is ruled out by it before any glob runs.
+    suffix_start: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,10 +53,17 @@ impl PathPattern {
             Some(star) => text[..star].rfind('/').unwrap_or(0),
             None => text.len(),
         };
+        // the literal tail of the last segment, after its last `*`
+        let last = text.rsplit('/').next().unwrap_or("");
+        let suffix_start = match last.rfind('*') {
+            Some(star) => text.len() - last.len() + star + 1,
+            None => text.len() - last.len(),
+        };
         Ok(PathPattern {
             text: text.to_string(),
             segs,
             prefix_len,
+            suffix_start,
         })
     }
 
@@ -71,7 +81,16 @@ impl PathPattern {
                 head == prefix
             }
         });
-        if !starts {
+        let suffix = &self.text.as_bytes()[self.suffix_start..];
+        let ends = path.len() >= suffix.len() && {
+            let tail = &path.as_bytes()[path.len() - suffix.len()..];
+            if fold_case {
+                tail.eq_ignore_ascii_case(suffix)
+            } else {
+                tail == suffix
+            }
+        };
+        if !starts || !ends {
             return false;
         }
         match path.strip_prefix('/') {
@@ -148,12 +167,101 @@ pub fn any_matches(list: &[PathPattern], path: &str, fold_case: bool) -> bool {
     list.iter().any(|p| p.matches(path, fold_case))
 }
 
+/// A list of patterns indexed by their literal prefix: a path is tried
+/// only against the patterns whose prefix it starts with (a Finesse
+/// unauthenticated list has about 130 patterns, and this runs for every
+/// request). Reads as the plain list (`Deref`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatternSet {
+    all: Vec<PathPattern>,
+    /// Literal prefix (segment-aligned) -> indexes into `all`.
+    by_prefix: std::collections::HashMap<String, Vec<usize>, Fnv>,
+}
+
+/// FNV-1a for the prefix index: its keys come from the config, so a
+/// request cannot fill it with collisions, and a lookup per path segment
+/// must be cheap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Fnv;
+
+impl std::hash::BuildHasher for Fnv {
+    type Hasher = FnvHasher;
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FromIterator<PathPattern> for PatternSet {
+    fn from_iter<I: IntoIterator<Item = PathPattern>>(iter: I) -> Self {
+        let all: Vec<PathPattern> = iter.into_iter().collect();
+        let mut by_prefix: std::collections::HashMap<String, Vec<usize>, Fnv> = Default::default();
+        for (i, p) in all.iter().enumerate() {
+            by_prefix
+                .entry(p.text[..p.prefix_len].to_string())
+                .or_default()
+                .push(i);
+        }
+        PatternSet { all, by_prefix }
+    }
+}
+
+impl std::ops::Deref for PatternSet {
+    type Target = [PathPattern];
+    fn deref(&self) -> &[PathPattern] {
+        &self.all
+    }
+}
+
+impl PatternSet {
+    /// Does any pattern match the normalised `path`?
+    pub fn matches(&self, path: &str, fold_case: bool) -> bool {
+        if fold_case {
+            // the index is exact-case: fold-case components scan the list
+            return any_matches(&self.all, path, true);
+        }
+        let try_key = |key: &str| {
+            self.by_prefix
+                .get(key)
+                .is_some_and(|ix| ix.iter().any(|&i| self.all[i].matches(path, false)))
+        };
+        // every segment boundary of the path, the empty prefix, and the whole path
+        if try_key("") || try_key(path) {
+            return true;
+        }
+        path.match_indices('/')
+            .skip(1)
+            .any(|(i, _)| try_key(&path[..i]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn m(p: &str, path: &str) -> bool {
-        PathPattern::parse(p).expect("pattern").matches(path, false)
+        let one = PathPattern::parse(p).expect("pattern");
+        let plain = one.matches(path, false);
+        let set: PatternSet = [one].into_iter().collect();
+        assert_eq!(
+            set.matches(path, false),
+            plain,
+            "{p} {path}: the index disagrees"
+        );
+        plain
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! gate, SSO tokens, WebSocket gate, brute force, rate and concurrency
 //! limits, and where the security log goes. Defaults are the SPEC's.
 
-use crate::pattern::PathPattern;
+use crate::pattern::PatternSet;
 use deskgate_policy::bruteforce::BruteForceConfig;
 use deskgate_policy::credentials::CacheConfig;
 use deskgate_policy::rate::Rate;
@@ -190,7 +190,7 @@ impl Default for RateSettings {
 #[derive(Debug, Clone)]
 pub struct RateClass {
     pub name: String,
-    pub paths: Vec<PathPattern>,
+    pub paths: PatternSet,
     pub rate: Rate,
 }
 
@@ -203,7 +203,7 @@ pub struct ComponentSecurity {
     /// `[auth] check_against` default.
     pub check_against: Option<String>,
     /// Paths served without credentials.
-    pub unauthenticated: Vec<PathPattern>,
+    pub unauthenticated: PatternSet,
     /// The component's own rate.
     pub rate: Rate,
     pub classes: Vec<RateClass>,

@@ -5,6 +5,11 @@ mod admin;
 mod demo;
 mod gencerts;
 
+/// mimalloc instead of glibc's malloc: measured in BENCHMARKS.md (fewer
+/// instructions per proxied request, no arena growth under many threads).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use deskgate_config::{proxymap, Deployment, Side};
 use std::path::{Path, PathBuf};
@@ -173,12 +178,19 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     runtime_with(None)
 }
 
-/// A multi-threaded runtime with `workers` threads, one per core by default.
+/// A runtime with `workers` threads, one per core by default. One worker
+/// is a current-thread runtime: no work-stealing queues or cross-thread
+/// wake-ups to pay for (the benchmark's pinned worker).
 fn runtime_with(workers: Option<usize>) -> Option<tokio::runtime::Runtime> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = workers {
-        b.worker_threads(n);
-    }
+    let mut b = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     match b.enable_all().build() {
         Ok(rt) => Some(rt),
         Err(e) => {

@@ -169,11 +169,17 @@ impl Net {
 struct Http {
     send: Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>,
     from: IpAddr,
+    /// The session cookie the proxy set, as a browser keeps it (`name=value`).
+    cookie: Option<String>,
 }
 
 impl Http {
     fn new(from: IpAddr) -> Http {
-        Http { send: None, from }
+        Http {
+            send: None,
+            from,
+            cookie: None,
+        }
     }
 
     async fn get(&mut self, net: &Net, path: &str, auth: Option<&str>) -> Result<u16, String> {
@@ -200,10 +206,23 @@ impl Http {
             if let Some(a) = auth {
                 req = req.header("authorization", a);
             }
+            if let Some(c) = &self.cookie {
+                req = req.header("cookie", c);
+            }
             let req = req.body(Empty::new()).map_err(|e| e.to_string())?;
             match send.send_request(req).await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    if let Some(c) = resp
+                        .headers()
+                        .get_all("set-cookie")
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .filter_map(|v| v.split(';').next())
+                        .find(|c| c.starts_with("__Host-deskgate-session="))
+                    {
+                        self.cookie = Some(c.to_string());
+                    }
                     let close = resp
                         .headers()
                         .get("connection")
@@ -299,7 +318,8 @@ async fn agent(net: Arc<Net>, plan: Arc<Plan>, stats: Shared, index: u32, start_
         }
     }
     // the notification WebSocket: the gate knows this address signed in
-    let mut ws = match xmpp_login(&net, &plan.domain, from, id).await {
+    let cookie = http.cookie.clone();
+    let mut ws = match xmpp_login(&net, &plan.domain, from, cookie.as_deref(), id).await {
         Ok(ws) => ws,
         Err(e) => {
             error(&stats, &format!("xmpp {e}"));
@@ -364,7 +384,7 @@ async fn agent(net: Arc<Net>, plan: Arc<Plan>, stats: Shared, index: u32, start_
 
 type Ws = tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>;
 
-async fn upgrade(net: &Net, from: IpAddr) -> Result<Ws, String> {
+async fn upgrade(net: &Net, from: IpAddr, cookie: Option<&str>) -> Result<Ws, String> {
     let tls = net
         .connect(from)
         .await
@@ -376,6 +396,9 @@ async fn upgrade(net: &Net, from: IpAddr) -> Result<Ws, String> {
         "sec-websocket-protocol",
         http::HeaderValue::from_static("xmpp"),
     );
+    if let Some(c) = cookie.and_then(|c| http::HeaderValue::from_str(c).ok()) {
+        req.headers_mut().insert("cookie", c);
+    }
     let (ws, resp) = tokio_tungstenite::client_async(req, tls)
         .await
         .map_err(|e| format!("upgrade: {e}"))?;
@@ -405,8 +428,14 @@ async fn wait_for(ws: &mut Ws, marker: &str, limit: Duration) -> Result<String, 
 }
 
 /// SASL PLAIN, bind and presence, as the desktop's XMPP client does.
-async fn xmpp_login(net: &Net, domain: &str, from: IpAddr, id: u32) -> Result<Ws, String> {
-    let mut ws = upgrade(net, from).await?;
+async fn xmpp_login(
+    net: &Net,
+    domain: &str,
+    from: IpAddr,
+    cookie: Option<&str>,
+    id: u32,
+) -> Result<Ws, String> {
+    let mut ws = upgrade(net, from, cookie).await?;
     let open = format!(
         r#"<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="{domain}" version="1.0"/>"#
     );
@@ -495,30 +524,24 @@ async fn run_agents(
 
 async fn run_ws_idle(net: Net, count: u32) -> Result<(), String> {
     let net = Arc::new(net);
-    // one REST call per source address: the gate's address proof
-    let ips: Vec<u32> = (0..count)
-        .step_by(net.target.per_ip.max(1) as usize)
-        .collect();
-    for i in ips {
-        let mut http = Http::new(net.source(i));
-        let id = net.target.first + i;
-        let s = http
-            .get(
-                &net,
-                &format!("/finesse/api/User/{id}"),
-                Some(&net.basic(id)),
-            )
-            .await?;
-        if s != 200 {
-            return Err(format!("sign-in from {} got {s}", net.source(i)));
-        }
-    }
+    // each socket is another agent's: a REST call first (its session
+    // cookie is the gate's proof, as a browser's is), then the upgrade
     let mut held = Vec::with_capacity(count as usize);
     let mut set = tokio::task::JoinSet::new();
     for i in 0..count {
         let net = net.clone();
-        set.spawn(async move { upgrade(&net, net.source(i)).await });
-        // at most 64 handshakes at a time
+        set.spawn(async move {
+            let from = net.source(i);
+            let id = net.target.first + i;
+            let mut http = Http::new(from);
+            let path = format!("/finesse/api/User/{id}");
+            let s = http.get(&net, &path, Some(&net.basic(id))).await?;
+            if s != 200 {
+                return Err(format!("sign-in of {id} from {from} got {s}"));
+            }
+            upgrade(&net, from, http.cookie.as_deref()).await
+        });
+        // at most 64 at a time
         while set.len() >= 64 {
             if let Some(r) = set.join_next().await {
                 held.push(r.map_err(|e| e.to_string())??);

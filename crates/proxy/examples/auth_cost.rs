@@ -29,7 +29,7 @@ fn main() {
         "authorization",
         "Basic MTAwMTpkZXNrZ2F0ZS1kZW1v".parse().expect("value"),
     );
-    let Presented::Some(c) = presented(&h, false, &hasher, "finesse1") else {
+    let Presented::Some(c) = presented(&h, false, Some((&hasher, "finesse1"))) else {
         panic!("not read");
     };
     cache.accept(c.key, "1001");
@@ -44,7 +44,7 @@ fn main() {
         let mut hits = 0u32;
         for _ in 0..n {
             let Presented::Some(c) =
-                presented(std::hint::black_box(&h), false, &hasher, "finesse1")
+                presented(std::hint::black_box(&h), false, Some((&hasher, "finesse1")))
             else {
                 continue;
             };

@@ -142,7 +142,9 @@ pub(super) fn component_security(
                 let ckp = kp.key("rate_class").index(i);
                 RateClass {
                     name: rc.name.clone(),
-                    paths: patterns(cx, &rc.paths, &ckp.key("paths"), fold),
+                    paths: patterns(cx, &rc.paths, &ckp.key("paths"), fold)
+                        .into_iter()
+                        .collect(),
                     rate: rate(
                         cx,
                         Some(rc.rate),

@@ -67,12 +67,16 @@ impl Shared {
         })
     }
 
+    /// 16 hex digits: the process's prefix, then a counter.
     pub fn next_request_id(&self) -> String {
-        format!(
-            "{:08x}{:08x}",
-            self.id_prefix,
-            self.ids.fetch_add(1, Ordering::Relaxed)
-        )
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let n = self.ids.fetch_add(1, Ordering::Relaxed);
+        let v = (u64::from(self.id_prefix) << 32) | (n & 0xffff_ffff);
+        let mut id = String::with_capacity(16);
+        for shift in (0..16).rev() {
+            id.push(HEX[((v >> (shift * 4)) & 0xf) as usize] as char);
+        }
+        id
     }
 
     /// Resolves when the drain time is over.

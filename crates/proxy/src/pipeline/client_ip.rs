@@ -30,11 +30,10 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, policy: &ClientIpPolicy) -> Cl
     if !policy.is_trusted(peer) {
         return ClientAddr { ip: peer, chain };
     }
-    let values: Vec<&[u8]> = headers
-        .get_all(policy.header.as_str())
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
+    let Ok(name) = http::HeaderName::from_bytes(policy.header.as_bytes()) else {
+        return ClientAddr { ip: peer, chain };
+    };
+    let values: Vec<&[u8]> = headers.get_all(name).iter().map(|v| v.as_bytes()).collect();
     let entries = values.iter().rev().flat_map(|v| v.rsplit(|b| *b == b','));
     for raw in entries {
         let ip = std::str::from_utf8(raw)

@@ -59,13 +59,12 @@ pub async fn forward(
         .parse::<Uri>()
         .map_err(|_| Deny::BadRequest("bad_query"))?;
     parts.version = Version::HTTP_11;
-    let external = route.node.external_authority();
     headers::to_upstream(
         &mut parts.headers,
         &Forwarding {
             client,
-            external_authority: &external,
-            external_port: route.node.external_port,
+            external_authority: &node.external_authority,
+            external_port: &node.external_port,
             client_ip_header: &d.client_ip.header,
             request_id: &rec.request_id,
             upgrade,

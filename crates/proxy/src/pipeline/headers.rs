@@ -18,8 +18,10 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
-    HeaderName::from_static("keep-alive"),
+    KEEP_ALIVE,
 ];
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// Forwarding and override headers a client must never be able to set:
 /// they name the client, or make some upstreams take another path or method.
@@ -45,70 +47,111 @@ const FORWARDING: [&str; 17] = [
 
 /// Removes hop-by-hop headers, including those `Connection` names.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in listed {
-        h.remove(n);
+    if h.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in listed {
+            h.remove(n);
+        }
     }
-    for n in &HOP_BY_HOP {
-        h.remove(n);
+    // one pass over the names; a remove is a hash lookup, most are absent
+    let mut drop: Vec<HeaderName> = Vec::new();
+    for k in h.keys() {
+        if HOP_BY_HOP.contains(k) || *k == PROXY_CONNECTION {
+            drop.push(k.clone());
+        }
     }
-    h.remove("proxy-connection");
+    for k in drop {
+        h.remove(k);
+    }
 }
+
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_CLIENT_IP: HeaderName = HeaderName::from_static("x-client-ip");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the forwarding headers are built from.
 pub struct Forwarding<'a> {
     pub client: &'a ClientAddr,
-    pub external_authority: &'a str,
-    pub external_port: u16,
+    /// The node's external `host:port` (made once per node).
+    pub external_authority: &'a HeaderValue,
+    pub external_port: &'a HeaderValue,
     pub client_ip_header: &'a str,
     pub request_id: &'a str,
     pub upgrade: bool,
 }
 
-/// Turns client request headers into upstream request headers, in place.
-pub fn to_upstream(h: &mut HeaderMap, f: &Forwarding<'_>) {
-    strip_hop_by_hop(h);
-    for n in FORWARDING {
-        h.remove(n);
-    }
-    h.remove(f.client_ip_header);
-    h.remove("x-method-override");
+/// A request header no client may send on: hop-by-hop, forwarding and
+/// override headers, underscored names, the trusted client-IP header.
+fn never_forwarded(name: &str, client_ip_header: &str) -> bool {
     // like nginx's default (underscores_in_headers off): `X_Forwarded_For`
     // must not reach an upstream that reads it as X-Forwarded-For
-    let underscored: Vec<HeaderName> = h
-        .keys()
-        .filter(|k| k.as_str().contains('_'))
-        .cloned()
-        .collect();
-    for k in underscored {
+    FORWARDING.contains(&name)
+        || name == "x-method-override"
+        || name.eq_ignore_ascii_case(client_ip_header)
+        || name.contains('_')
+}
+
+/// Turns client request headers into upstream request headers, in place.
+/// One pass over the names; nothing is allocated unless a header has to go.
+pub fn to_upstream(h: &mut HeaderMap, f: &Forwarding<'_>) {
+    strip_hop_by_hop(h);
+    let mut drop: Vec<HeaderName> = Vec::new();
+    for k in h.keys() {
+        if never_forwarded(k.as_str(), f.client_ip_header) {
+            drop.push(k.clone());
+        }
+    }
+    for k in drop {
         h.remove(k);
     }
     join_cookies(h);
     crate::security::strip_session_cookie(h);
-    let xff = f
-        .client
-        .chain
-        .iter()
-        .map(|ip| ip.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    set(h, "x-forwarded-for", &xff);
-    set(h, "x-client-ip", &f.client.ip.to_string());
-    set(h, "x-forwarded-proto", "https");
-    set(h, "x-forwarded-port", &f.external_port.to_string());
-    set(h, "x-forwarded-host", f.external_authority);
-    set(h, "x-request-id", f.request_id);
-    set(h, "host", f.external_authority);
+    let client = ip_value(f.client.ip);
+    let xff = match f.client.chain.as_slice() {
+        [one] if *one == f.client.ip => client.clone(),
+        chain => {
+            let joined = chain
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            HeaderValue::from_str(&joined).unwrap_or_else(|_| client.clone())
+        }
+    };
+    h.insert(X_FORWARDED_FOR, xff);
+    h.insert(X_CLIENT_IP, client);
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    h.insert(X_FORWARDED_PORT, f.external_port.clone());
+    h.insert(X_FORWARDED_HOST, f.external_authority.clone());
+    if let Ok(v) = HeaderValue::from_str(f.request_id) {
+        h.insert(X_REQUEST_ID, v);
+    }
+    h.insert(header::HOST, f.external_authority.clone());
     if f.upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     }
+}
+
+/// An address as a header value.
+fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
+    use std::io::Write as _;
+    let mut buf = [0u8; 48];
+    let mut w = &mut buf[..];
+    let _ = write!(w, "{ip}");
+    let left = w.len();
+    let n = buf.len() - left;
+    HeaderValue::from_bytes(&buf[..n]).unwrap_or_else(|_| HeaderValue::from_static("0.0.0.0"))
 }
 
 /// HTTP/2 may split `Cookie`; HTTP/1.1 upstreams need one header (RFC 9113 8.2.3).
@@ -126,18 +169,12 @@ fn join_cookies(h: &mut HeaderMap) {
     }
 }
 
-fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(HeaderName::from_static(name), v);
-    }
-}
-
 /// Cleans upstream response headers before they reach the client.
 pub fn to_client(h: &mut HeaderMap, upgraded: bool, hsts: bool) {
     if upgraded {
         // keep the upgrade handshake; drop only what may not pass
         h.remove(header::TRANSFER_ENCODING);
-        h.remove("keep-alive");
+        h.remove(KEEP_ALIVE);
     } else {
         strip_hop_by_hop(h);
     }
@@ -166,8 +203,8 @@ mod tests {
             h,
             &Forwarding {
                 client: &c,
-                external_authority: "f.example.com:8445",
-                external_port: 8445,
+                external_authority: &HeaderValue::from_static("f.example.com:8445"),
+                external_port: &HeaderValue::from_static("8445"),
                 client_ip_header: "x-real-ip",
                 request_id: "r1",
                 upgrade: false,

@@ -39,7 +39,6 @@ use crate::body::{full, CountedBody, ProxyBody};
 use crate::listen::ConnInfo;
 use crate::security::{credential, Guard};
 use deny::Deny;
-use deskgate_config::pattern::any_matches;
 use deskgate_config::AuthMode;
 use http::{header, HeaderValue, Request, Response, Version};
 use hyper::body::Incoming;
@@ -118,11 +117,19 @@ async fn run(
     // long-poll transports; an upgrade anywhere else needs a credential
     let ws_endpoint = upgrade && forward::is_websocket_endpoint(&path.decided);
     let long_poll = !upgrade && forward::is_long_poll(&path.decided);
+    let authenticates = comp.security.auth == AuthMode::Finesse;
+    let fold = comp.rules.case_insensitive;
+    let on_list = comp.security.unauthenticated.matches(&path.decided, fold);
+    let preflight = is_cors_preflight(&req);
+    let gated = authenticates && (ws_endpoint || long_poll) && !preflight;
+    // an upgrade is never on the unauthenticated list
+    let free = on_list && !upgrade;
+    let needs_auth = authenticates && !gated && !free && !preflight;
     let presented = credential::presented(
         req.headers(),
         ws_endpoint && g.settings.websocket.subprotocol,
-        &g.hasher,
-        g.checker(comp),
+        // the keyed hash only where a cache lookup will use it
+        (needs_auth || gated).then_some((&g.hasher, g.checker(comp))),
     );
     // 5. blocked clients
     blocked::check(g, client.ip, exempt, &presented)?;
@@ -135,14 +142,6 @@ async fn run(
         &d.filter,
     )?;
     // 7. rate limits and in-flight caps
-    let authenticates = comp.security.auth == AuthMode::Finesse;
-    let fold = comp.rules.case_insensitive;
-    let on_list = any_matches(&comp.security.unauthenticated, &path.decided, fold);
-    let preflight = is_cors_preflight(&req);
-    let gated = authenticates && (ws_endpoint || long_poll) && !preflight;
-    // an upgrade is never on the unauthenticated list
-    let free = on_list && !upgrade;
-    let needs_auth = authenticates && !gated && !free && !preflight;
     if upgrade {
         // credentials in the offered protocols never reach an upstream
         credential::strip_auth_subprotocol(req.headers_mut());
@@ -208,9 +207,11 @@ async fn run(
     let mut observe = None;
     let mut cache_user = None;
     if needs_auth {
+        let user_key = known.user_key();
         let v = auth::verify(conn, &presented, known, &cx).await?;
         g.mark_authenticated(g.checker(comp), client.ip);
-        set_cookie = g.session_cookie(g.checker(comp), &v.user, req.headers());
+        let user_key = user_key.unwrap_or_else(|| g.user_key(&v.user));
+        set_cookie = g.session_cookie(g.checker(comp), &v.user, user_key, req.headers());
         rec.user = Some(v.user.to_string());
         cache_user = Some(v.user.clone());
         if let credential::Presented::Some(c) = &presented {
@@ -330,9 +331,11 @@ fn authority_of<B>(req: &Request<B>) -> Result<Option<&str>, Deny> {
 /// navigating: browsers tell with `Sec-Fetch-Mode`, older libraries with
 /// `X-Requested-With`.
 fn is_script_request(h: &http::HeaderMap) -> bool {
-    h.get("sec-fetch-mode")
+    const SEC_FETCH_MODE: http::HeaderName = http::HeaderName::from_static("sec-fetch-mode");
+    const X_REQUESTED_WITH: http::HeaderName = http::HeaderName::from_static("x-requested-with");
+    h.get(SEC_FETCH_MODE)
         .is_some_and(|v| v.as_bytes() != b"navigate")
-        || h.contains_key("x-requested-with")
+        || h.contains_key(X_REQUESTED_WITH)
 }
 
 /// `script`: the challenge of a 401 uses a scheme browsers do not prompt

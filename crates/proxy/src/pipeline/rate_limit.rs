@@ -46,7 +46,7 @@ pub fn check(g: &Guard, s: &Subject<'_>, rec: &Record) -> Result<Option<InFlight
     let class: &Class = sec
         .classes
         .iter()
-        .position(|c| deskgate_config::pattern::any_matches(&c.paths, s.path, fold))
+        .position(|c| c.paths.matches(s.path, fold))
         .and_then(|i| rates.classes.get(i))
         .unwrap_or(if s.unauthenticated {
             &g.static_class

@@ -99,7 +99,7 @@ mod tests {
             security: deskgate_config::ComponentSecurity {
                 auth: deskgate_config::AuthMode::None,
                 check_against: None,
-                unauthenticated: vec![],
+                unauthenticated: Default::default(),
                 rate: Kind::Finesse.default_rate(),
                 classes: vec![],
                 in_flight: 1,

@@ -49,9 +49,11 @@ pub enum Presented {
 const MAX_USER: usize = 256;
 
 /// Reads the request's credential. `subprotocol`: mode (b) is on and this is
-/// a WebSocket upgrade. `checker` names the Finesse cluster that checks it
-/// (it keys the cache).
-pub fn presented(h: &HeaderMap, subprotocol: bool, hasher: &Hasher, checker: &str) -> Presented {
+/// a WebSocket upgrade. `keyed`: the hasher and the Finesse cluster that
+/// checks it (they key the cache); `None` where no cache lookup follows
+/// (unauthenticated-list requests: only the claimed user is read, and the
+/// key stays zero).
+pub fn presented(h: &HeaderMap, subprotocol: bool, keyed: Option<(&Hasher, &str)>) -> Presented {
     let mut values = h.get_all(header::AUTHORIZATION).iter();
     let (value, from_subprotocol) = match (values.next(), values.next()) {
         (Some(_), Some(_)) => return Presented::Malformed,
@@ -99,7 +101,9 @@ pub fn presented(h: &HeaderMap, subprotocol: bool, hasher: &Hasher, checker: &st
             format!("{canonical} {rest}")
         };
     Presented::Some(Credential {
-        key: hasher.credential_for(checker.as_bytes(), authorization.as_bytes()),
+        key: keyed.map_or([0; 16], |(hasher, checker)| {
+            hasher.credential_for(checker.as_bytes(), authorization.as_bytes())
+        }),
         authorization,
         scheme,
         claimed_user,
@@ -168,8 +172,11 @@ mod tests {
     fn basic_and_bearer_are_read_and_keyed() {
         let hasher = Hasher::random().expect("rng");
         let v = basic("1001:secret");
-        let Presented::Some(c) = presented(&headers(&[("authorization", &v)]), false, &hasher, "f")
-        else {
+        let Presented::Some(c) = presented(
+            &headers(&[("authorization", &v)]),
+            false,
+            Some((&hasher, "f")),
+        ) else {
             panic!("not read");
         };
         assert_eq!(c.scheme, Scheme::Basic);
@@ -177,9 +184,11 @@ mod tests {
         assert!(!format!("{c:?}").contains("secret"));
         // `basic` spelt another way is the same credential
         let lower = v.replacen("Basic", "basic", 1);
-        let Presented::Some(c2) =
-            presented(&headers(&[("authorization", &lower)]), false, &hasher, "f")
-        else {
+        let Presented::Some(c2) = presented(
+            &headers(&[("authorization", &lower)]),
+            false,
+            Some((&hasher, "f")),
+        ) else {
             panic!("not read");
         };
         assert_eq!(c.key, c2.key);
@@ -187,8 +196,7 @@ mod tests {
             presented(
                 &headers(&[("authorization", "Bearer abc.def.ghi")]),
                 false,
-                &hasher,
-                "f"
+                Some((&hasher, "f"))
             ),
             Presented::Some(Credential {
                 scheme: Scheme::Bearer,
@@ -212,7 +220,11 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    presented(&headers(&[("authorization", v)]), false, &hasher, "f"),
+                    presented(
+                        &headers(&[("authorization", v)]),
+                        false,
+                        Some((&hasher, "f"))
+                    ),
                     Presented::Malformed
                 ),
                 "{v}"
@@ -223,11 +235,11 @@ mod tests {
             ("authorization", &basic("c:d")),
         ]);
         assert!(matches!(
-            presented(&two, false, &hasher, "f"),
+            presented(&two, false, Some((&hasher, "f"))),
             Presented::Malformed
         ));
         assert!(matches!(
-            presented(&HeaderMap::new(), true, &hasher, "f"),
+            presented(&HeaderMap::new(), true, Some((&hasher, "f"))),
             Presented::None
         ));
     }
@@ -239,10 +251,10 @@ mod tests {
         let offer = format!("xmpp, auth.basic.{}", URL_SAFE_NO_PAD.encode("1001:pw"));
         let mut h = headers(&[("sec-websocket-protocol", &offer)]);
         assert!(matches!(
-            presented(&h, false, &hasher, "f"),
+            presented(&h, false, Some((&hasher, "f"))),
             Presented::None
         ));
-        let Presented::Some(c) = presented(&h, true, &hasher, "f") else {
+        let Presented::Some(c) = presented(&h, true, Some((&hasher, "f"))) else {
             panic!("not read");
         };
         assert!(c.from_subprotocol);

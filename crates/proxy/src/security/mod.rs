@@ -58,6 +58,10 @@ pub struct Guard {
     /// authenticated request (proof a).
     recent: quick_cache::sync::Cache<(u64, IpKey), u64>,
     cookies: CookieSigner,
+    /// Session cookies issued lately, per (checker, user): a client that
+    /// does not keep cookies (scripts, load tools) gets the same one back
+    /// instead of a new signature on every request.
+    issued: quick_cache::sync::Cache<u64, Arc<Issued>>,
     pub log: SecurityLog,
 }
 
@@ -132,6 +136,7 @@ impl Guard {
             checking: Counters::new(),
             recent: quick_cache::sync::Cache::new(200_000),
             cookies: CookieSigner::random()?,
+            issued: quick_cache::sync::Cache::new(100_000),
             log,
             clock,
             settings: s,
@@ -194,20 +199,48 @@ impl Guard {
 
     /// A `Set-Cookie` for `user` (checked by `checker`), unless the request
     /// already has one for them with more than half its life left.
-    pub fn session_cookie(&self, checker: &str, user: &str, h: &HeaderMap) -> Option<HeaderValue> {
+    pub fn session_cookie(
+        &self,
+        checker: &str,
+        user: &str,
+        user_key: u64,
+        h: &HeaderMap,
+    ) -> Option<HeaderValue> {
         let ttl = self.settings.websocket.cookie_ttl?;
         if let Some((u, left)) = self.cookie_user(checker, h) {
             if u == user && left > ttl.as_secs() / 2 {
                 return None;
             }
         }
+        let now = unix_now();
+        let slot = user_key ^ checker_key(checker).rotate_left(17);
+        if let Some(i) = self.issued.get(&slot) {
+            let same = i
+                .subject
+                .strip_prefix(checker)
+                .and_then(|r| r.strip_prefix('\u{1f}'))
+                == Some(user);
+            if same && now < i.reissue_at {
+                return Some(i.value.clone());
+            }
+        }
         let subject = format!("{checker}\u{1f}{user}");
-        let value = self.cookies.issue(&subject, unix_now() + ttl.as_secs());
-        HeaderValue::from_str(&format!(
+        let value = self.cookies.issue(&subject, now + ttl.as_secs());
+        let value = HeaderValue::from_str(&format!(
             "{SESSION_COOKIE}={value}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Strict",
             ttl.as_secs()
         ))
-        .ok()
+        .ok()?;
+        self.issued.insert(
+            slot,
+            Arc::new(Issued {
+                subject: subject.into(),
+                value: value.clone(),
+                // handed out again while it has at least half its life left
+                reissue_at: now + ttl.as_secs() / 2,
+            }),
+        );
+        Some(value)
     }
 
     /// How `c`'s credentials are checked.
@@ -252,6 +285,13 @@ impl Guard {
 }
 
 /// A short key for a checker name (a handful of names per deployment).
+/// A session cookie as it was issued, for handing out again.
+struct Issued {
+    subject: Box<str>,
+    value: HeaderValue,
+    reissue_at: u64,
+}
+
 fn checker_key(checker: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();

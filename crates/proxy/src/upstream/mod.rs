@@ -19,6 +19,10 @@ pub struct NodeClient {
     pub base: String,
     /// `component/internal-host:port`, for the access log.
     pub log_name: Arc<str>,
+    /// The node's external `host:port` and port, as the upstream is told
+    /// them (`Host`, `X-Forwarded-Host`, `X-Forwarded-Port`).
+    pub external_authority: http::HeaderValue,
+    pub external_port: http::HeaderValue,
 }
 
 /// Clients for every node an instance routes to, keyed by the node's identity
@@ -70,12 +74,17 @@ impl Upstreams {
                 comp.name, node.internal_host, node.internal_port
             )
             .into();
+            let external_authority = http::HeaderValue::from_str(&node.external_authority())
+                .map_err(|_| format!("{}: external name is not a header value", comp.name))?;
+            let external_port = http::HeaderValue::from(node.external_port);
             by_node.insert(
                 key(node),
                 NodeClient {
                     client,
                     base,
                     log_name,
+                    external_authority,
+                    external_port,
                 },
             );
         }

@@ -16,6 +16,11 @@ use tokio::sync::Notify;
 /// Close frame, status 1001 "going away", unmasked (server to client).
 const GOING_AWAY: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
 
+/// The buffer each direction of a tunnel keeps while idle.
+const SMALL: usize = 512;
+/// The buffer it borrows while a burst fills the small one.
+const BIG: usize = 16 * 1024;
+
 /// Runs a tunnel to its end. `stop` resolves when the server stops.
 pub async fn run(
     client: Upgraded,
@@ -50,11 +55,19 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; 16 * 1024];
+    // An idle tunnel holds only the small buffer (the desktop's sockets
+    // are idle between pings); a read that fills it borrows a large one
+    // for the rest of the burst.
+    let mut small = [0u8; SMALL];
+    let mut big: Option<Vec<u8>> = None;
     let mut frames = FrameTracker::default();
     loop {
+        let buf: &mut [u8] = match big.as_mut() {
+            Some(b) => b,
+            None => &mut small,
+        };
         let n = tokio::select! {
-            r = r.read(&mut buf) => match r {
+            r = r.read(buf) => match r {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             },
@@ -76,7 +89,13 @@ where
         if w.write_all(&buf[..n]).await.is_err() || w.flush().await.is_err() {
             break;
         }
+        let full = n == buf.len();
         activity.touch();
+        if full && big.is_none() {
+            big = Some(vec![0u8; BIG]);
+        } else if !full {
+            big = None;
+        }
     }
     let _ = w.shutdown().await;
 }
