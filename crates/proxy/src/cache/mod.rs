@@ -370,16 +370,21 @@ impl Cache {
         }
     }
 
+    /// A fetch of one's own, that nobody waits for.
+    pub fn alone(&self, hash: u64) -> Leader<'_> {
+        let (done, _) = watch::channel(None);
+        Leader {
+            cache: self,
+            hash,
+            flight: Arc::new(Flight { done }),
+        }
+    }
+
     /// Become the one fetching `hash`, or wait for the one who is.
     pub fn join(&self, hash: u64) -> Join<'_> {
         let Ok(mut f) = self.flights.lock() else {
             // a poisoned lock: no sharing, every request fetches for itself
-            let (done, _) = watch::channel(None);
-            return Join::Leader(Leader {
-                cache: self,
-                hash,
-                flight: Arc::new(Flight { done }),
-            });
+            return Join::Leader(self.alone(hash));
         };
         if let Some(flight) = f.get(&hash) {
             self.stats.collapsed.fetch_add(1, Ordering::Relaxed);

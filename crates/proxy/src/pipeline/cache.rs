@@ -158,7 +158,13 @@ pub async fn before<'a, B: http_body::Body>(
             rec.cache = "miss";
             return Decision::Skip;
         }
-        match cache.join(hash) {
+        // one user's own answers: nobody else could wait for them, and
+        // concurrent fetches of one URL by one user are rare
+        let join = match audience {
+            Audience::User => Join::Leader(cache.alone(hash)),
+            Audience::Shared => cache.join(hash),
+        };
+        match join {
             Join::Leader(leader) => {
                 let key = key.owned();
                 cache
@@ -278,7 +284,9 @@ impl Fill<'_> {
             // not kept; the client gets what the upstream said. A success
             // that cannot be kept will not be next time either: pass the
             // key through for a while (an error may be passing)
-            if status.is_success() {
+            // (shared keys only: a mark per user and REST URL would crowd
+            // the static files out of the byte budget)
+            if status.is_success() && self.audience == Audience::Shared {
                 self.cache.mark_pass(&self.key.as_key(), self.hash);
             }
             return Ok(resp);
@@ -294,7 +302,9 @@ impl Fill<'_> {
                     };
                     if (buf.len() + data.len()) as u64 > max {
                         // too large to keep after all: send on what was read
-                        self.cache.mark_pass(&self.key.as_key(), self.hash);
+                        if self.audience == Audience::Shared {
+                            self.cache.mark_pass(&self.key.as_key(), self.hash);
+                        }
                         let mut prefix = buf;
                         prefix.extend_from_slice(&data);
                         return Ok(Response::from_parts(
