@@ -120,12 +120,11 @@ def children(pid):
 class Peer:
     """One server under test: its process, and the PID whose CPU counts."""
 
-    def __init__(self, name, port, proc, measured_pid, pidfile=None):
+    def __init__(self, name, port, proc, measured_pid):
         self.name = name
         self.port = port
         self.proc = proc
         self.pid = measured_pid
-        self.pidfile = pidfile
 
     def stop(self):
         if self.proc.poll() is None:
@@ -718,7 +717,7 @@ def write_report(args, cmdline, micro, agents, took, results):
 - When: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {took / 60:.1f} minutes, {rounds}, {args.duration} s per micro measurement.
 - Machine: {machine()}.
 - Command: `{cmdline}` (the raw figures of every measurement are in the run's `results.json`).
-- Every proxy: one worker pinned to CPU 0 (`deskgate run --workers 1`, nginx `worker_processes 1` with `worker_cpu_affinity`); load tools, the upstream nginx and the simulator on CPU 1. TLS 1.3, the same certificate, no session resumption, for every peer.
+- Every proxy: one worker pinned to CPU 0 (`deskgate run --workers 1`, nginx `worker_processes 1` with `worker_cpu_affinity`); load tools, the upstream nginx and the simulator on CPU 1. The same certificate and TLS settings (1.2 and 1.3 offered, no session resumption) for every peer.
 
 ### Micro (requests per proxy CPU-second; p50/p99 at a fixed rate; "vs" columns: deskgate's ratio, higher is better for deskgate, for p99 rows the other's p99 over deskgate's)
 

@@ -253,7 +253,12 @@ pub struct Leader<'a> {
     flight: Arc<Flight>,
 }
 
-impl Leader<'_> {
+impl<'a> Leader<'a> {
+    /// The cache the fetch is for.
+    pub fn cache(&self) -> &'a Cache {
+        self.cache
+    }
+
     pub fn finish(self, outcome: Outcome) {
         let _ = self.flight.done.send(Some(outcome));
         // Drop removes the flight

@@ -53,7 +53,6 @@ pub enum Decision<'a> {
 /// A fetch this request leads: its answer is kept and handed to the
 /// requests waiting for the same key.
 pub struct Fill<'a> {
-    cache: &'a Cache,
     leader: Leader<'a>,
     key: KeyOwned,
     hash: u64,
@@ -196,7 +195,6 @@ pub async fn before<'a, B: http_body::Body>(
                     Kind::Get => None,
                 };
                 return Decision::Fetch(Box::new(Fill {
-                    cache,
                     leader,
                     key,
                     hash,
@@ -241,12 +239,13 @@ impl Fill<'_> {
         resp: Response<ProxyBody>,
         rec: &mut Record,
     ) -> Result<Response<ProxyBody>, Deny> {
+        let cache = self.leader.cache();
         let kind = self.key.as_key().kind;
         let status = resp.status();
         if let (StatusCode::NOT_MODIFIED, Some(stale)) = (status, &self.stale) {
             // still good: the stored body with the upstream's new headers
             rec.cache = "revalidated";
-            self.cache
+            cache
                 .stats
                 .revalidated
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -258,7 +257,7 @@ impl Fill<'_> {
                 self.fallback,
             );
             let s = match fresh {
-                Some(f) => self.cache.store(
+                Some(f) => cache.store(
                     &self.key.as_key(),
                     self.hash,
                     stale.refreshed(resp.headers(), f),
@@ -270,11 +269,12 @@ impl Fill<'_> {
             return Ok(answer(&s, &self.client, self.head));
         }
         let fresh = match kind {
-            Kind::Preflight => preflight_storable(status, resp.headers())
-                .then_some(self.cache.settings.preflight_ttl),
+            Kind::Preflight => {
+                preflight_storable(status, resp.headers()).then_some(cache.settings.preflight_ttl)
+            }
             Kind::Get => freshness::storable(status, resp.headers(), self.audience, self.fallback),
         };
-        let max = self.cache.settings.max_object;
+        let max = cache.settings.max_object;
         let declared = resp
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -287,7 +287,7 @@ impl Fill<'_> {
             // (shared keys only: a mark per user and REST URL would crowd
             // the static files out of the byte budget)
             if status.is_success() && self.audience == Audience::Shared {
-                self.cache.mark_pass(&self.key.as_key(), self.hash);
+                cache.mark_pass(&self.key.as_key(), self.hash);
             }
             return Ok(resp);
         };
@@ -303,7 +303,7 @@ impl Fill<'_> {
                     if (buf.len() + data.len()) as u64 > max {
                         // too large to keep after all: send on what was read
                         if self.audience == Audience::Shared {
-                            self.cache.mark_pass(&self.key.as_key(), self.hash);
+                            cache.mark_pass(&self.key.as_key(), self.hash);
                         }
                         let mut prefix = buf;
                         prefix.extend_from_slice(&data);
@@ -329,7 +329,7 @@ impl Fill<'_> {
             .headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         let stored = Stored::new(parts.status, parts.headers, body, &self.client, fresh);
-        let s = self.cache.store(&self.key.as_key(), self.hash, stored);
+        let s = cache.store(&self.key.as_key(), self.hash, stored);
         self.leader.finish(Some(s.clone()));
         Ok(answer(&s, &self.client, self.head))
     }
