@@ -46,6 +46,48 @@ async fn upstream_connections_are_pooled_and_reused() {
 }
 
 #[tokio::test]
+async fn a_connection_the_upstream_closed_is_never_reused() {
+    let (_pki, mock, gate, client) = rig(Behaviour::Origin, "").await;
+    // every answer ends with the upstream closing the connection silently
+    for i in 0..5 {
+        let r = client
+            .get(HOST, &format!("/desktop/nostore-hangup-{i}.txt"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(mock.connections.load(Ordering::SeqCst), 5);
+    // a connection the upstream keeps is kept
+    for i in 0..5 {
+        let r = client.get(HOST, &format!("/desktop/nostore-{i}.txt")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(mock.connections.load(Ordering::SeqCst), 6);
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_requests_open_connections_that_are_reused_afterwards() {
+    let (_pki, mock, gate, client) = rig(Behaviour::Origin, "").await;
+    // twenty at once, each held 300 ms by the upstream: twenty connections
+    let all = (0..20).map(|i| {
+        let c = client.clone();
+        async move { c.get(HOST, &format!("/desktop/nostore-slow-{i}.txt")).await }
+    });
+    for r in futures_util::future::join_all(all).await {
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let opened = mock.connections.load(Ordering::SeqCst);
+    assert_eq!(opened, 20, "one connection per concurrent request");
+    // then, one after the other: all on the idle ones
+    for i in 0..20 {
+        let r = client.get(HOST, &format!("/desktop/nostore-{i}.txt")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(mock.connections.load(Ordering::SeqCst), opened);
+    gate.stop().await;
+}
+
+#[tokio::test]
 async fn long_polls_are_exempt_from_the_response_timeout() {
     let extra = "[timeouts]\nupstream_response = \"300ms\"\n";
     let (_pki, _mock, gate, client) = rig(Behaviour::DelayedEcho, extra).await;

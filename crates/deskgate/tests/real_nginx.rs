@@ -29,11 +29,16 @@ fn via(ng: &Nginx) -> Setup<'static> {
 }
 
 async fn nginx(pki: &Pki, mtls: bool) -> Option<Nginx> {
+    nginx_with(pki, mtls, false).await
+}
+
+async fn nginx_with(pki: &Pki, mtls: bool, http2: bool) -> Option<Nginx> {
     Nginx::start(
         pki,
         NginxOptions {
             name: NAME.into(),
             require_client_cert: mtls,
+            http2,
         },
     )
     .await
@@ -68,6 +73,11 @@ async fn h1_and_h2_clients_reach_nginx_over_verified_tls() {
     assert_eq!(
         r.headers["server"], "deskgate",
         "no upstream Server version"
+    );
+    assert_eq!(
+        field(&body, "sproto"),
+        "HTTP/1.1",
+        "nginx offers no h2 here"
     );
 
     let req = Request::get(format!("https://{HOST}/desktop/h2"))
@@ -198,5 +208,75 @@ async fn client_ip_is_believed_only_from_trusted_intermediaries() {
     let lines = gate.log_lines(2).await;
     assert_eq!(lines[1]["client"], "198.51.100.7");
     assert_eq!(lines[1]["peer"], "127.0.0.5");
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_that_offers_http2_gets_one_multiplexed_connection() {
+    let pki = Pki::new();
+    let Some(ng) = nginx_with(&pki, false, true).await else {
+        return;
+    };
+    let (gate, client) = start_one_route(&pki, &via(&ng)).await;
+    let req = Request::get("/desktop/x?q=1")
+        .header("host", HOST)
+        .header("connection", "x-secret")
+        .header("x-secret", "s3")
+        .body(Full::new(Bytes::new()))
+        .expect("req");
+    let r = client.h1(req).await.expect("h1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.text();
+    assert_eq!(field(&body, "sproto"), "HTTP/2.0", "{body}");
+    // the same forwarding headers as over HTTP/1.1
+    assert_eq!(
+        field(&body, "host"),
+        HOST,
+        ":authority is the external host:port"
+    );
+    assert_eq!(field(&body, "uri"), "/desktop/x?q=1");
+    assert_eq!(field(&body, "proto"), "https");
+    assert_eq!(field(&body, "port"), "8445");
+    assert_eq!(field(&body, "secret"), "");
+    let first = field(&body, "conn").to_string();
+
+    // many at once, from both client protocols: all on that one connection
+    let all = (0..20).map(|i| {
+        let c = client.clone();
+        async move {
+            if i % 2 == 0 {
+                c.get(HOST, &format!("/desktop/n{i}")).await
+            } else {
+                let req = Request::get(format!("https://{HOST}/desktop/n{i}"))
+                    .body(Full::new(Bytes::new()))
+                    .expect("req");
+                c.h2(req).await.expect("h2")
+            }
+        }
+    });
+    for r in futures_util::future::join_all(all).await {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(field(&r.text(), "conn"), first, "one upstream connection");
+    }
+    // a 3 MB file streams through intact
+    let want: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let r = client.get(HOST, "/finesse/api/big.bin").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body == want, "body differs ({} bytes)", r.body.len());
+
+    // a WebSocket handshake needs HTTP/1.1: it gets a connection of its own
+    let req = Request::get("/desktop/ws")
+        .header("host", HOST)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(Full::new(Bytes::new()))
+        .expect("req");
+    let r = client.h1(req).await.expect("h1");
+    let body = r.text();
+    assert_eq!(field(&body, "sproto"), "HTTP/1.1", "{body}");
+    assert_eq!(field(&body, "upgrade"), "websocket", "{body}");
+    assert_ne!(field(&body, "conn"), first);
     gate.stop().await;
 }

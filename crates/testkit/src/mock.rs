@@ -206,6 +206,15 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             if s.write_all(&resp).await.is_err() {
                 return;
             }
+            if head
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|p| p.contains("hangup"))
+            {
+                // closes a keep-alive connection without saying so, as an
+                // upstream whose idle timeout ran out does
+                return;
+            }
             continue;
         }
         let is_upgrade = head.to_ascii_lowercase().contains("\r\nupgrade: websocket");
@@ -341,6 +350,7 @@ fn header_of<'h>(head: &'h str, name: &str) -> Option<&'h str> {
 /// - `vary`: `Vary: Accept-Encoding`, and the body names the encoding asked for;
 /// - `slow`: answered 300 ms late; `size-N`: a body of N bytes;
 /// - `/api/`: a REST answer with no cache headers (never cacheable).
+/// - `hangup`: the connection is closed after the answer, without `Connection: close`.
 ///
 /// A wrong Basic password (see [`mock_password`]) gets Finesse's 401.
 /// Every answer has `ETag: "v<version>"` and a `Last-Modified` of that

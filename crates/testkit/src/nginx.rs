@@ -16,6 +16,8 @@ pub struct NginxOptions {
     /// Name on nginx's certificate (the node's internal name).
     pub name: String,
     pub require_client_cert: bool,
+    /// Offer HTTP/2 (ALPN) besides HTTP/1.1.
+    pub http2: bool,
 }
 
 fn running_as_root() -> bool {
@@ -71,14 +73,14 @@ http {{
     uwsgi_temp_path {dir}/tmp/uwsgi;
     scgi_temp_path {dir}/tmp/scgi;
     server {{
-        listen 127.0.0.1:{port} ssl;
+        listen 127.0.0.1:{port} ssl{h2};
         server_name {name};
         ssl_certificate {cert};
         ssl_certificate_key {key};
         {verify}
         location /desktop/ {{
             default_type text/plain;
-            return 200 "host=$http_host\nxff=$http_x_forwarded_for\nxci=$http_x_client_ip\nxrip=$http_x_real_ip\nuri=$request_uri\nproto=$http_x_forwarded_proto\nport=$http_x_forwarded_port\nremote=$remote_addr\nconnection=$http_connection\nsecret=$http_x_secret\n";
+            return 200 "host=$http_host\nxff=$http_x_forwarded_for\nxci=$http_x_client_ip\nxrip=$http_x_real_ip\nuri=$request_uri\nproto=$http_x_forwarded_proto\nport=$http_x_forwarded_port\nremote=$remote_addr\nconnection=$http_connection\nsecret=$http_x_secret\nsproto=$server_protocol\nconn=$connection\nupgrade=$http_upgrade\n";
         }}
         location /finesse/ {{
             root {dir}/www;
@@ -89,6 +91,7 @@ http {{
 "#,
                 dir = dir.display(),
                 name = opts.name,
+                h2 = if opts.http2 { " http2" } else { "" },
                 cert = cert.cert.display(),
                 key = cert.key.display(),
             );

@@ -17,6 +17,7 @@ use super::ws_gate::WsSlot;
 use crate::body::{empty, BodyFlags, LimitedBody, ProxyBody};
 use crate::listen::ConnInfo;
 use crate::upstream::connect::{ConnectError, ConnectInfo};
+use crate::upstream::pool::PoolError;
 use crate::upstream::tunnel;
 use deskgate_config::Route;
 use http::{header, Request, Response, StatusCode, Uri, Version};
@@ -51,12 +52,12 @@ pub async fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
 
+    // origin-form: the pool adds scheme and authority where HTTP/2 needs them
     let target = match parts.uri.query() {
-        Some(q) => format!("{}{}?{}", node.base, path.forward, q),
-        None => format!("{}{}", node.base, path.forward),
+        Some(q) => format!("{}?{}", path.forward, q),
+        None => path.forward.clone(),
     };
-    parts.uri = target
-        .parse::<Uri>()
+    parts.uri = Uri::from_maybe_shared(bytes::Bytes::from(target))
         .map_err(|_| Deny::BadRequest("bad_query"))?;
     parts.version = Version::HTTP_11;
     headers::to_upstream(
@@ -89,7 +90,7 @@ pub async fn forward(
     // 504, and an upstream that stops taking the body still times out
     let deadline = flags.progress.quiet_for(timeout);
     let result = tokio::select! {
-        r = node.client.request(Request::from_parts(parts, body)) => Ok(r),
+        r = node.pool.send(Request::from_parts(parts, body), upgrade) => Ok(r),
         _ = deadline => Err(()),
     };
     rec.upstream_header_ms = Some(started.elapsed().as_millis() as u64);
@@ -133,8 +134,8 @@ pub async fn forward(
     Ok(resp.map(|b| LimitedBody::idle_only(b, timeout).boxed()))
 }
 
-/// Maps a client error to the answer; the detail goes to the server log only.
-fn classify(e: &hyper_util::client::legacy::Error, flags: &BodyFlags, rec: &Record) -> Deny {
+/// Maps a pool error to the answer; the detail goes to the server log only.
+fn classify(e: &PoolError, flags: &BodyFlags, rec: &Record) -> Deny {
     if flags.too_large.load(Ordering::Relaxed) {
         return Deny::BodyTooLarge;
     }
@@ -145,22 +146,12 @@ fn classify(e: &hyper_util::client::legacy::Error, flags: &BodyFlags, rec: &Reco
         // the body we were sending is the client's: its fault, not the upstream's
         return Deny::BadRequest("bad_request_body");
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(ce) = s.downcast_ref::<ConnectError>() {
-            tracing::warn!(upstream = rec.upstream.as_deref(), "{ce}");
-            return match ce {
-                ConnectError::Timeout => Deny::UpstreamTimeout,
-                _ => Deny::UpstreamUnreachable,
-            };
-        }
-        source = s.source();
+    tracing::warn!(upstream = rec.upstream.as_deref(), "{e}");
+    match e {
+        PoolError::Connect(ConnectError::Timeout) => Deny::UpstreamTimeout,
+        PoolError::Connect(_) => Deny::UpstreamUnreachable,
+        PoolError::Http(_) => Deny::UpstreamFailed,
     }
-    tracing::warn!(
-        upstream = rec.upstream.as_deref(),
-        "upstream request failed: {e:?}"
-    );
-    Deny::UpstreamFailed
 }
 
 /// A request that says it has a body (any Content-Length but 0, or chunked).

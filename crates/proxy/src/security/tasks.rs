@@ -151,7 +151,7 @@ async fn fetch(
             last = "the node is not reachable from this side".into();
             continue;
         };
-        let mut req = Request::get(format!("{}{path}", client.base))
+        let mut req = Request::get(path)
             .header(header::HOST, n.external_authority())
             .header(header::USER_AGENT, "deskgate");
         if let Some(a) = authorization {
@@ -160,8 +160,8 @@ async fn fetch(
         let req = req.body(empty()).map_err(|e| e.to_string())?;
         let exchange = async {
             let resp = client
-                .client
-                .request(req)
+                .pool
+                .send(req, false)
                 .await
                 .map_err(|e| format!("unreachable: {e}"))?;
             let status = resp.status();

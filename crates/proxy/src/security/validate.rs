@@ -175,7 +175,7 @@ impl Validator {
         user: &str,
     ) -> Result<StatusCode, &'static str> {
         let client = snap.upstreams.get(node).ok_or("no_client")?;
-        let uri = format!("{}{}", client.base, req.path_for(user));
+        let uri = req.path_for(user);
         let method = Method::from_bytes(req.method.as_bytes()).map_err(|_| "bad_method")?;
         let request = Request::builder()
             .method(method)
@@ -190,8 +190,8 @@ impl Validator {
             .map_err(|_| "bad_request")?;
         let exchange = async {
             let resp = client
-                .client
-                .request(request)
+                .pool
+                .send(request, false)
                 .await
                 .map_err(|_| "upstream_unreachable")?;
             let status = resp.status();

@@ -2,10 +2,8 @@
 //! node's internal name for SNI and verification (and a client certificate
 //! when mutual TLS is configured).
 
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,86 +36,108 @@ impl std::error::Error for ConnectError {}
 struct Inner {
     dial: String,
     server_name: ServerName<'static>,
-    tls: Option<TlsConnector>,
+    /// TLS offering only HTTP/1.1 (for upgrades: the tunnel needs HTTP/1.1).
+    tls_h1: Option<TlsConnector>,
+    /// TLS offering HTTP/2 and HTTP/1.1: the node picks (ALPN).
+    tls_any: Option<TlsConnector>,
     timeout: Duration,
 }
 
-/// A connector bound to one node; the pool keys connections per client.
+/// A connector bound to one node.
 #[derive(Clone)]
 pub struct NodeConnector(Arc<Inner>);
 
+/// A new connection to a node, and what it speaks.
+pub struct Dialed {
+    pub io: TokioIo<UpStream>,
+    pub info: ConnectInfo,
+    /// The node chose HTTP/2 in the TLS handshake.
+    pub h2: bool,
+}
+
 impl NodeConnector {
+    /// `tls`: the node's client configuration (HTTP/1.1 in its ALPN);
+    /// `offer_h2`: also offer HTTP/2 to the node on ordinary requests.
     pub fn new(
         dial: String,
         internal_host: &str,
         tls: Option<Arc<rustls::ClientConfig>>,
+        offer_h2: bool,
         timeout: Duration,
     ) -> Result<Self, String> {
         let server_name = ServerName::try_from(internal_host.to_string())
             .map_err(|_| format!("{internal_host:?} is not a valid TLS server name"))?;
+        let tls_any = tls.as_ref().map(|c| {
+            if !offer_h2 {
+                return TlsConnector::from(c.clone());
+            }
+            let mut any = (**c).clone();
+            any.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            TlsConnector::from(Arc::new(any))
+        });
         Ok(NodeConnector(Arc::new(Inner {
             dial,
             server_name,
-            tls: tls.map(TlsConnector::from),
+            tls_h1: tls.map(TlsConnector::from),
+            tls_any,
             timeout,
         })))
     }
-}
 
-async fn dial(inner: Arc<Inner>) -> Result<TokioIo<UpStream>, ConnectError> {
-    let started = std::time::Instant::now();
-    let connect = async {
-        let addrs = tokio::net::lookup_host(inner.dial.as_str())
-            .await
-            .map_err(ConnectError::Io)?;
-        let mut last = ConnectError::Io(io::Error::new(io::ErrorKind::NotFound, "no address"));
-        for a in addrs {
-            match TcpStream::connect(a).await {
-                Ok(s) => return Ok(s),
-                Err(e) => last = ConnectError::Io(e),
-            }
-        }
-        Err(last)
-    };
-    let tcp = tokio::time::timeout(inner.timeout, connect)
-        .await
-        .map_err(|_| ConnectError::Timeout)??;
-    let _ = tcp.set_nodelay(true);
-    let io = match &inner.tls {
-        None => UpIo::Plain(tcp),
-        Some(tls) => {
-            let hs = tls.connect(inner.server_name.clone(), tcp);
-            let s = tokio::time::timeout(inner.timeout, hs)
+    /// TCP (bounded by the connect timeout), then TLS when the node uses it.
+    /// `upgrade`: the connection is for a WebSocket, HTTP/1.1 only.
+    pub async fn dial(&self, upgrade: bool) -> Result<Dialed, ConnectError> {
+        let inner = &self.0;
+        let started = std::time::Instant::now();
+        let connect = async {
+            let addrs = tokio::net::lookup_host(inner.dial.as_str())
                 .await
-                .map_err(|_| ConnectError::Timeout)?
-                .map_err(ConnectError::Tls)?;
-            UpIo::Tls(Box::new(s))
-        }
-    };
-    let info = ConnectInfo {
-        at: started,
-        took: started.elapsed(),
-    };
-    Ok(TokioIo::new(UpStream { io, info }))
+                .map_err(ConnectError::Io)?;
+            let mut last = ConnectError::Io(io::Error::new(io::ErrorKind::NotFound, "no address"));
+            for a in addrs {
+                match TcpStream::connect(a).await {
+                    Ok(s) => return Ok(s),
+                    Err(e) => last = ConnectError::Io(e),
+                }
+            }
+            Err(last)
+        };
+        let tcp = tokio::time::timeout(inner.timeout, connect)
+            .await
+            .map_err(|_| ConnectError::Timeout)??;
+        let _ = tcp.set_nodelay(true);
+        let tls = if upgrade {
+            &inner.tls_h1
+        } else {
+            &inner.tls_any
+        };
+        let (io, h2) = match tls {
+            None => (UpIo::Plain(tcp), false),
+            Some(tls) => {
+                let hs = tls.connect(inner.server_name.clone(), tcp);
+                let s = tokio::time::timeout(inner.timeout, hs)
+                    .await
+                    .map_err(|_| ConnectError::Timeout)?
+                    .map_err(ConnectError::Tls)?;
+                let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
+                (UpIo::Tls(Box::new(s)), h2)
+            }
+        };
+        let info = ConnectInfo {
+            at: started,
+            took: started.elapsed(),
+        };
+        Ok(Dialed {
+            io: TokioIo::new(UpStream { io }),
+            info,
+            h2,
+        })
+    }
 }
 
-impl tower_service::Service<http::Uri> for NodeConnector {
-    type Response = TokioIo<UpStream>;
-    type Error = ConnectError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _uri: http::Uri) -> Self::Future {
-        Box::pin(dial(self.0.clone()))
-    }
-}
-
-/// When a connection to a node was made and how long that took; the pooled
-/// client puts it on every response the connection carries, so the access
-/// log can tell a fresh connection from a reused one.
+/// When a connection to a node was made and how long that took; the pool
+/// puts it on every response the connection carries, so the access log can
+/// tell a fresh connection from a reused one.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectInfo {
     pub at: std::time::Instant,
@@ -127,18 +147,11 @@ pub struct ConnectInfo {
 /// A plain or TLS connection to a node.
 pub struct UpStream {
     io: UpIo,
-    info: ConnectInfo,
 }
 
 enum UpIo {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl Connection for UpStream {
-    fn connected(&self) -> Connected {
-        Connected::new().extra(self.info)
-    }
 }
 
 impl AsyncRead for UpStream {

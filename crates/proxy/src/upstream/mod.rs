@@ -1,22 +1,19 @@
-//! Upstream side: one pooled HTTP/1.1 client per node, and the WebSocket tunnel.
+//! Upstream side: one connection pool per node, and the WebSocket tunnel.
 
 pub mod connect;
+pub mod pool;
 pub mod tunnel;
 
-use crate::body::ProxyBody;
 use connect::NodeConnector;
 use deskgate_config::{Deployment, Node, Scheme, Side};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use pool::Pool;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A pooled client for one node, and the base URI requests are sent to.
+/// The connections to one node, and what it is told and logged as.
 pub struct NodeClient {
-    pub client: Client<NodeConnector, ProxyBody>,
-    /// `https://internal-host:port`: the pool key (nothing of it reaches clients).
-    pub base: String,
+    pub pool: Arc<Pool>,
     /// `component/internal-host:port`, for the access log.
     pub log_name: Arc<str>,
     /// The node's external `host:port` and port, as the upstream is told
@@ -50,25 +47,13 @@ impl Upstreams {
                 node.dial_target(),
                 &node.internal_host,
                 tls,
+                // HTTP/2 where a TLS node offers it (ALPN)
+                true,
                 d.timeouts.upstream_connect,
             )?;
-            let client = Client::builder(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .pool_timer(TokioTimer::new())
-                // shorter than the usual upstream keep-alive, so we rarely reuse a closing socket
-                .pool_idle_timeout(Duration::from_secs(15))
-                .pool_max_idle_per_host(256)
-                .http1_preserve_header_case(false)
-                .build(connector);
-            let scheme = match comp.scheme {
-                Scheme::Https => "https",
-                Scheme::Http => "http",
-            };
-            let base = format!(
-                "{scheme}://{}:{}",
-                bracket(&node.internal_host),
-                node.internal_port
-            );
+            // idle at most 15 s: shorter than the usual upstream keep-alive,
+            // so we rarely reuse a socket the node is closing
+            let pool = Pool::new(connector, 256, Duration::from_secs(15));
             let log_name = format!(
                 "{}/{}:{}",
                 comp.name, node.internal_host, node.internal_port
@@ -80,8 +65,7 @@ impl Upstreams {
             by_node.insert(
                 key(node),
                 NodeClient {
-                    client,
-                    base,
+                    pool,
                     log_name,
                     external_authority,
                     external_port,
@@ -93,13 +77,5 @@ impl Upstreams {
 
     pub fn get(&self, node: &Arc<Node>) -> Option<&NodeClient> {
         self.by_node.get(&key(node))
-    }
-}
-
-fn bracket(host: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
     }
 }
