@@ -89,6 +89,9 @@ pub struct ComponentFile {
     pub upstream_tls: Option<UpstreamTlsFile>,
     /// Upstream response head timeout for this component (reports can be slow).
     pub response_timeout: Option<String>,
+    /// Offer HTTP/2 to `https` nodes in the TLS handshake (default true);
+    /// a node that picks it gets one multiplexed connection.
+    pub http2: Option<bool>,
     /// Paths compare case-insensitively (for upstreams that treat case so).
     pub case_insensitive: Option<bool>,
     /// Extra path prefixes added to the kind's supported URL set.

@@ -279,4 +279,14 @@ async fn a_node_that_offers_http2_gets_one_multiplexed_connection() {
     assert_eq!(field(&body, "upgrade"), "websocket", "{body}");
     assert_ne!(field(&body, "conn"), first);
     gate.stop().await;
+
+    // the administrator can keep a node on HTTP/1.1
+    let setup = Setup {
+        component_extra: "http2 = false",
+        ..via(&ng)
+    };
+    let (gate, client) = start_one_route(&pki, &setup).await;
+    let r = client.get(HOST, "/desktop/x").await;
+    assert_eq!(field(&r.text(), "sproto"), "HTTP/1.1");
+    gate.stop().await;
 }

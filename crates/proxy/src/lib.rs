@@ -4,6 +4,7 @@
 //! request goes through.
 #![forbid(unsafe_code)]
 
+pub mod ascii;
 pub mod body;
 pub mod cache;
 pub mod listen;

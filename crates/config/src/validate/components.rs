@@ -201,6 +201,7 @@ pub(super) fn component(
         scheme: scheme?,
         tls,
         response_timeout,
+        http2: c.http2.unwrap_or(true),
         rules: PathRules {
             allow,
             deny,

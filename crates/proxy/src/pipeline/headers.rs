@@ -47,27 +47,55 @@ const FORWARDING: [&str; 17] = [
 
 /// Removes hop-by-hop headers, including those `Connection` names.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    if h.contains_key(header::CONNECTION) {
-        let listed: Vec<HeaderName> = h
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for n in listed {
-            h.remove(n);
+    let mut drop = Names::default();
+    for v in h.get_all(header::CONNECTION) {
+        let Ok(v) = v.to_str() else { continue };
+        for token in v.split(',').map(str::trim) {
+            // `close` names no header, `keep-alive` and `upgrade` go below anyway
+            if token.eq_ignore_ascii_case("close")
+                || token.eq_ignore_ascii_case("keep-alive")
+                || token.eq_ignore_ascii_case("upgrade")
+            {
+                continue;
+            }
+            if let Ok(n) = HeaderName::from_bytes(token.as_bytes()) {
+                drop.push(n);
+            }
         }
     }
-    // one pass over the names; a remove is a hash lookup, most are absent
-    let mut drop: Vec<HeaderName> = Vec::new();
+    // one pass over the names; most requests and answers carry none of these
     for k in h.keys() {
         if HOP_BY_HOP.contains(k) || *k == PROXY_CONNECTION {
             drop.push(k.clone());
         }
     }
-    for k in drop {
-        h.remove(k);
+    drop.remove_from(h);
+}
+
+/// Header names to remove, kept on the stack while there are few
+/// (cloning a standard name allocates nothing).
+#[derive(Default)]
+struct Names {
+    few: [Option<HeaderName>; 6],
+    len: usize,
+    more: Vec<HeaderName>,
+}
+
+impl Names {
+    fn push(&mut self, n: HeaderName) {
+        match self.few.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(n);
+                self.len += 1;
+            }
+            None => self.more.push(n),
+        }
+    }
+
+    fn remove_from(self, h: &mut HeaderMap) {
+        for n in self.few.into_iter().flatten().chain(self.more) {
+            h.remove(n);
+        }
     }
 }
 
@@ -95,37 +123,39 @@ pub struct Forwarding<'a> {
 fn never_forwarded(name: &str, client_ip_header: &str) -> bool {
     // like nginx's default (underscores_in_headers off): `X_Forwarded_For`
     // must not reach an upstream that reads it as X-Forwarded-For
-    FORWARDING.contains(&name)
-        || name == "x-method-override"
+    // every forwarding name starts with x, f or t: most names skip the list
+    (matches!(name.as_bytes().first(), Some(b'x' | b'f' | b't'))
+        && (FORWARDING.contains(&name) || name == "x-method-override"))
         || name.eq_ignore_ascii_case(client_ip_header)
-        || name.contains('_')
+        || name.as_bytes().contains(&b'_')
 }
 
 /// Turns client request headers into upstream request headers, in place.
 /// One pass over the names; nothing is allocated unless a header has to go.
 pub fn to_upstream(h: &mut HeaderMap, f: &Forwarding<'_>) {
     strip_hop_by_hop(h);
-    let mut drop: Vec<HeaderName> = Vec::new();
+    let mut drop = Names::default();
     for k in h.keys() {
         if never_forwarded(k.as_str(), f.client_ip_header) {
             drop.push(k.clone());
         }
     }
-    for k in drop {
-        h.remove(k);
-    }
+    drop.remove_from(h);
     join_cookies(h);
     crate::security::strip_session_cookie(h);
     let client = ip_value(f.client.ip);
     let xff = match f.client.chain.as_slice() {
         [one] if *one == f.client.ip => client.clone(),
         chain => {
-            let joined = chain
-                .iter()
-                .map(|ip| ip.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            HeaderValue::from_str(&joined).unwrap_or_else(|_| client.clone())
+            let mut joined = Vec::with_capacity(chain.len() * 16);
+            for (i, ip) in chain.iter().enumerate() {
+                if i > 0 {
+                    joined.extend_from_slice(b", ");
+                }
+                crate::ascii::push_ip(&mut joined, *ip);
+            }
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(joined))
+                .unwrap_or_else(|_| client.clone())
         }
     };
     h.insert(X_FORWARDED_FOR, xff);
@@ -145,13 +175,10 @@ pub fn to_upstream(h: &mut HeaderMap, f: &Forwarding<'_>) {
 
 /// An address as a header value.
 fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
-    use std::io::Write as _;
-    let mut buf = [0u8; 48];
-    let mut w = &mut buf[..];
-    let _ = write!(w, "{ip}");
-    let left = w.len();
-    let n = buf.len() - left;
-    HeaderValue::from_bytes(&buf[..n]).unwrap_or_else(|_| HeaderValue::from_static("0.0.0.0"))
+    let mut buf = Vec::with_capacity(16);
+    crate::ascii::push_ip(&mut buf, ip);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(buf))
+        .unwrap_or_else(|_| HeaderValue::from_static("0.0.0.0"))
 }
 
 /// HTTP/2 may split `Cookie`; HTTP/1.1 upstreams need one header (RFC 9113 8.2.3).

@@ -8,6 +8,7 @@
 //! reopens the file (logrotate). No secrets: no query strings, no headers
 //! but the host.
 
+use crate::ascii::{self, push_u64};
 use crate::body::OnFinish;
 use crate::listen::activity::InFlight;
 pub use crate::logwriter::LineWriter as AccessLog;
@@ -50,7 +51,7 @@ pub struct Record {
     pub listener: Arc<str>,
     pub peer: Option<IpAddr>,
     pub client_ip: Option<IpAddr>,
-    pub user: Option<String>,
+    pub user: Option<Arc<str>>,
     pub host: Option<String>,
     /// `component/internal-host:port`, made once per node.
     pub upstream: Option<Arc<str>>,
@@ -101,15 +102,20 @@ impl LogGuard {
 
     /// The JSON line, written field by field into one buffer (no map, no
     /// intermediate values: this runs for every request).
+    #[cfg(test)]
     fn line(&self) -> Vec<u8> {
-        use std::io::Write as _;
+        let mut out = Vec::new();
+        self.write_line(&mut out);
+        out
+    }
+
+    fn write_line(&self, out: &mut Vec<u8>) {
         let r = &self.record;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let mut out = Vec::with_capacity(384);
         out.extend_from_slice(b"{\"ts\":\"");
-        push_u64(&mut out, now.as_secs());
+        push_u64(out, now.as_secs());
         let ms = u64::from(now.subsec_millis());
         out.extend_from_slice(&[
             b'.',
@@ -123,28 +129,30 @@ impl LogGuard {
             out.extend_from_slice(k.as_bytes());
             out.extend_from_slice(b"\":");
             match v {
-                // serde_json's escaping of a plain string
-                Some(v) => {
-                    let _ = serde_json::to_writer(&mut *out, v);
+                Some(v) => ascii::push_json_str(out, v),
+                None => out.extend_from_slice(b"null"),
+            }
+        };
+        let ip_field = |out: &mut Vec<u8>, k: &[u8], v: Option<IpAddr>| {
+            out.extend_from_slice(k);
+            match v {
+                Some(ip) => {
+                    out.push(b'"');
+                    ascii::push_ip(out, ip);
+                    out.push(b'"');
                 }
                 None => out.extend_from_slice(b"null"),
             }
         };
-        field(&mut out, "id", Some(&r.request_id));
-        field(&mut out, "listener", Some(&r.listener));
-        let _ = match r.client_ip {
-            Some(ip) => write!(out, ",\"client\":\"{ip}\""),
-            None => write!(out, ",\"client\":null"),
-        };
-        let _ = match r.peer {
-            Some(ip) => write!(out, ",\"peer\":\"{ip}\""),
-            None => write!(out, ",\"peer\":null"),
-        };
-        field(&mut out, "user", r.user.as_deref());
-        field(&mut out, "host", r.host.as_deref());
-        field(&mut out, "upstream", r.upstream.as_deref());
+        field(out, "id", Some(&r.request_id));
+        field(out, "listener", Some(&r.listener));
+        ip_field(out, b",\"client\":", r.client_ip);
+        ip_field(out, b",\"peer\":", r.peer);
+        field(out, "user", r.user.as_deref());
+        field(out, "host", r.host.as_deref());
+        field(out, "upstream", r.upstream.as_deref());
         field(
-            &mut out,
+            out,
             "method",
             Some(if r.method_known {
                 r.method.as_str()
@@ -152,8 +160,8 @@ impl LogGuard {
                 "-"
             }),
         );
-        field(&mut out, "path", Some(&r.path));
-        field(&mut out, "proto", Some(r.proto));
+        field(out, "path", Some(&r.path));
+        field(out, "proto", Some(r.proto));
         let status = if r.status == 0 { 499 } else { r.status };
         for (k, v) in [
             (&b",\"status\":"[..], Some(u64::from(status))),
@@ -164,36 +172,19 @@ impl LogGuard {
         ] {
             out.extend_from_slice(k);
             match v {
-                Some(n) => push_u64(&mut out, n),
+                Some(n) => push_u64(out, n),
                 None => out.extend_from_slice(b"null"),
             }
         }
-        field(&mut out, "cache", Some(r.cache));
+        field(out, "cache", Some(r.cache));
         if let Some(d) = r.deny {
-            field(&mut out, "deny", Some(d));
+            field(out, "deny", Some(d));
         }
         if r.status != 0 && !self.completed {
             out.extend_from_slice(b",\"incomplete\":true");
         }
         out.extend_from_slice(b"}\n");
-        out
     }
-}
-
-/// Decimal digits of `n`, without the formatting machinery (every
-/// request writes five numbers).
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 impl OnFinish for LogGuard {
@@ -206,8 +197,23 @@ impl OnFinish for LogGuard {
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        let line = self.line();
-        self.log.write_bytes(&line);
+        thread_local! {
+            // one line's buffer per worker thread, reused
+            static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
+        }
+        LINE.with(|b| match b.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                self.write_line(&mut buf);
+                self.log.write_bytes(&buf);
+            }
+            // a line written while another is (cannot happen today): its own buffer
+            Err(_) => {
+                let mut buf = Vec::with_capacity(512);
+                self.write_line(&mut buf);
+                self.log.write_bytes(&buf);
+            }
+        });
     }
 }
 

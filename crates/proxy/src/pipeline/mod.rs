@@ -212,7 +212,7 @@ async fn run(
         g.mark_authenticated(g.checker(comp), client.ip);
         let user_key = user_key.unwrap_or_else(|| g.user_key(&v.user));
         set_cookie = g.session_cookie(g.checker(comp), &v.user, user_key, req.headers());
-        rec.user = Some(v.user.to_string());
+        rec.user = Some(v.user.clone());
         cache_user = Some(v.user.clone());
         if let credential::Presented::Some(c) = &presented {
             if to_checker_api && c.scheme == credential::Scheme::Basic {
@@ -221,7 +221,7 @@ async fn run(
         }
     } else if gated {
         let admitted = ws_gate::check(conn, req.headers(), &presented, known, upgrade, &cx).await?;
-        rec.user = admitted.user.map(|u| u.to_string());
+        rec.user = admitted.user;
         hold = admitted.slot;
     }
     // 10. the cache, then forward (or tunnel)

@@ -90,6 +90,7 @@ mod tests {
             scheme: Scheme::Http,
             tls: None,
             response_timeout: Duration::from_secs(1),
+            http2: true,
             rules: PathRules {
                 allow: vec![],
                 deny: vec![],

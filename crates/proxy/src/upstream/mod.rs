@@ -47,8 +47,8 @@ impl Upstreams {
                 node.dial_target(),
                 &node.internal_host,
                 tls,
-                // HTTP/2 where a TLS node offers it (ALPN)
-                true,
+                // HTTP/2 where a TLS node picks it (ALPN)
+                comp.http2,
                 d.timeouts.upstream_connect,
             )?;
             // idle at most 15 s: shorter than the usual upstream keep-alive,
