@@ -250,7 +250,8 @@ struct Flight {
 pub struct Leader<'a> {
     cache: &'a Cache,
     hash: u64,
-    flight: Arc<Flight>,
+    /// `None` for a fetch nobody waits on ([`Cache::alone`]).
+    flight: Option<Arc<Flight>>,
 }
 
 impl<'a> Leader<'a> {
@@ -260,14 +261,19 @@ impl<'a> Leader<'a> {
     }
 
     pub fn finish(self, outcome: Outcome) {
-        let _ = self.flight.done.send(Some(outcome));
+        if let Some(flight) = &self.flight {
+            let _ = flight.done.send(Some(outcome));
+        }
         // Drop removes the flight
     }
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        self.flight.done.send_if_modified(|v| {
+        let Some(flight) = self.flight.take() else {
+            return;
+        };
+        flight.done.send_if_modified(|v| {
             if v.is_none() {
                 *v = Some(None);
                 true
@@ -276,9 +282,7 @@ impl Drop for Leader<'_> {
             }
         });
         if let Ok(mut f) = self.cache.flights.lock() {
-            if f.get(&self.hash)
-                .is_some_and(|x| Arc::ptr_eq(x, &self.flight))
-            {
+            if f.get(&self.hash).is_some_and(|x| Arc::ptr_eq(x, &flight)) {
                 f.remove(&self.hash);
             }
         }
@@ -307,6 +311,10 @@ pub struct Cache {
     flights: Mutex<HashMap<u64, Arc<Flight>>>,
     hasher: std::collections::hash_map::RandomState,
     pub stats: Stats,
+    /// An answer for one user was ever kept (since the last clear): until
+    /// then, authenticated requests (most of them REST calls that are never
+    /// kept) skip the lookup.
+    user_stored: std::sync::atomic::AtomicBool,
 }
 
 impl Cache {
@@ -343,6 +351,7 @@ impl Cache {
             flights: Mutex::new(HashMap::new()),
             hasher: Default::default(),
             stats: Stats::default(),
+            user_stored: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -359,6 +368,9 @@ impl Cache {
 
     /// The answer stored for this key whose `Vary` values match `req`.
     pub fn lookup(&self, k: &KeyRef<'_>, hash: u64, req: &HeaderMap) -> Found {
+        if k.user.is_some() && !self.user_stored.load(std::sync::atomic::Ordering::Relaxed) {
+            return Found::Missing;
+        }
         let Some(e) = self.entries.get(&hash) else {
             return Found::Missing;
         };
@@ -377,11 +389,11 @@ impl Cache {
 
     /// A fetch of one's own, that nobody waits for.
     pub fn alone(&self, hash: u64) -> Leader<'_> {
-        let (done, _) = watch::channel(None);
+        // nothing to tell anyone: no channel, no entry in the flights
         Leader {
             cache: self,
             hash,
-            flight: Arc::new(Flight { done }),
+            flight: None,
         }
     }
 
@@ -401,7 +413,7 @@ impl Cache {
         Join::Leader(Leader {
             cache: self,
             hash,
-            flight,
+            flight: Some(flight),
         })
     }
 
@@ -411,6 +423,10 @@ impl Cache {
         let s = Arc::new(s);
         if s.weight > self.settings.max_object {
             return s;
+        }
+        if k.user.is_some() {
+            self.user_stored
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let mut variants = vec![s.clone()];
         if let Some(old) = self.entries.get(&hash) {
@@ -442,6 +458,10 @@ impl Cache {
     /// for [`PASS_FOR`], its requests go straight through (concurrent ones
     /// no longer wait for each other's answers).
     pub fn mark_pass(&self, k: &KeyRef<'_>, hash: u64) {
+        if k.user.is_some() {
+            self.user_stored
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.entries.insert(
             hash,
             Arc::new(Entry {
@@ -456,6 +476,9 @@ impl Cache {
     /// Forgets everything; returns how many keys were held.
     pub fn clear(&self) -> usize {
         let n = self.entries.len();
+        // before the clear: an answer kept meanwhile sets it again
+        self.user_stored
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         self.entries.clear();
         n
     }
@@ -594,6 +617,20 @@ mod tests {
         ));
         // an answer that can be kept replaces the mark
         c.store(&k, c.hash(&k), answer(b"x", None, &none));
+        assert!(matches!(c.lookup(&k, c.hash(&k), &none), Found::Fresh(_)));
+    }
+
+    #[test]
+    fn user_answers_are_found_once_one_was_kept_and_not_after_a_clear() {
+        let c = Cache::new(&settings(1 << 20, 1 << 16));
+        let none = HeaderMap::new();
+        let k = key(Some("1001"), "/finesse/api/User/1001");
+        assert!(matches!(c.lookup(&k, c.hash(&k), &none), Found::Missing));
+        c.store(&k, c.hash(&k), answer(b"x", None, &none));
+        assert!(matches!(c.lookup(&k, c.hash(&k), &none), Found::Fresh(_)));
+        assert_eq!(c.clear(), 1);
+        assert!(matches!(c.lookup(&k, c.hash(&k), &none), Found::Missing));
+        c.store(&k, c.hash(&k), answer(b"y", None, &none));
         assert!(matches!(c.lookup(&k, c.hash(&k), &none), Found::Fresh(_)));
     }
 

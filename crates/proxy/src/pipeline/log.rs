@@ -19,6 +19,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// The request path as logged: segment parameters (`;jsessionid=...` carries
 /// a session) are replaced by `;-`, so attacks stay visible and secrets do not.
 pub fn loggable_path(raw: &str) -> String {
+    if !raw.as_bytes().contains(&b';') {
+        return truncated(raw);
+    }
     let mut out = String::with_capacity(raw.len());
     for (i, seg) in raw.split('/').enumerate() {
         if i > 0 {
