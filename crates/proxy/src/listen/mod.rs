@@ -219,8 +219,10 @@ fn http_builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
         .keep_alive(true)
         .max_buf_size(d.limits.max_head.max(8192))
         .max_headers(d.limits.max_headers)
-        // a backstop: the connection task enforces the finer head and idle limits
-        .header_read_timeout(d.timeouts.request_head + d.timeouts.keepalive);
+        // the connection task enforces the head and idle limits (`Activity`,
+        // checked every second); hyper's own timer would cost a timer entry
+        // and an allocation per request
+        .header_read_timeout(None);
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(d.limits.h2_max_streams)
