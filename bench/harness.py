@@ -664,6 +664,8 @@ def main():
         args.rounds, args.duration = 1, 3
         args.agents, args.storm_window, args.steady, args.ws = 300, 10, 15, 500
     cmdline = " ".join(["bench/run", *sys.argv[1:]])
+    # a SIGTERM (a timeout, a CI job cancelled) stops what we started, as Ctrl-C does
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: terminated"))
     run = Run(args)
     started = time.time()
     try:
