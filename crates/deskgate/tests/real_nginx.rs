@@ -212,7 +212,7 @@ async fn client_ip_is_believed_only_from_trusted_intermediaries() {
 }
 
 #[tokio::test]
-async fn a_node_that_offers_http2_gets_one_multiplexed_connection() {
+async fn a_node_that_offers_http2_gets_multiplexed_connections() {
     let pki = Pki::new();
     let Some(ng) = nginx_with(&pki, false, true).await else {
         return;
@@ -239,6 +239,8 @@ async fn a_node_that_offers_http2_gets_one_multiplexed_connection() {
     assert_eq!(field(&body, "port"), "8445");
     assert_eq!(field(&body, "secret"), "");
     let first = field(&body, "conn").to_string();
+    let r = client.get(HOST, "/desktop/again").await;
+    assert_eq!(field(&r.text(), "conn"), first, "the connection is reused");
 
     // many at once, from both client protocols: all on that one connection
     let all = (0..20).map(|i| {
@@ -256,8 +258,16 @@ async fn a_node_that_offers_http2_gets_one_multiplexed_connection() {
     });
     for r in futures_util::future::join_all(all).await {
         assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(field(&r.text(), "conn"), first, "one upstream connection");
+        assert_eq!(field(&r.text(), "sproto"), "HTTP/2.0");
     }
+    // one after the other: all on one connection (at most 8 streams each
+    // when they come at once)
+    let mut conns = std::collections::HashSet::new();
+    for i in 0..10 {
+        let r = client.get(HOST, &format!("/desktop/s{i}")).await;
+        conns.insert(field(&r.text(), "conn").to_string());
+    }
+    assert_eq!(conns.len(), 1, "{conns:?}");
     // a 3 MB file streams through intact
     let want: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let r = client.get(HOST, "/finesse/api/big.bin").await;
