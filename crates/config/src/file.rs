@@ -89,8 +89,8 @@ pub struct ComponentFile {
     pub upstream_tls: Option<UpstreamTlsFile>,
     /// Upstream response head timeout for this component (reports can be slow).
     pub response_timeout: Option<String>,
-    /// Offer HTTP/2 to `https` nodes in the TLS handshake (default true);
-    /// a node that picks it gets one multiplexed connection.
+    /// Offer HTTP/2 to `https` nodes in the TLS handshake (default false:
+    /// HTTP/1.1 keep-alive measured better in the agent benchmark).
     pub http2: Option<bool>,
     /// Paths compare case-insensitively (for upstreams that treat case so).
     pub case_insensitive: Option<bool>,

@@ -143,7 +143,7 @@ pub struct Component {
     /// Client TLS settings towards the nodes (for `https`).
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub response_timeout: Duration,
-    /// HTTP/2 is offered to `https` nodes (ALPN); upgrades always use HTTP/1.1.
+    /// HTTP/2 is offered to `https` nodes (ALPN, `http2 = true`); upgrades always use HTTP/1.1.
     pub http2: bool,
     pub rules: PathRules,
     pub security: crate::security::ComponentSecurity,

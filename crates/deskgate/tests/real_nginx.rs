@@ -212,12 +212,22 @@ async fn client_ip_is_believed_only_from_trusted_intermediaries() {
 }
 
 #[tokio::test]
-async fn a_node_that_offers_http2_gets_multiplexed_connections() {
+async fn http2_to_a_node_that_offers_it_is_opt_in_and_multiplexed() {
     let pki = Pki::new();
     let Some(ng) = nginx_with(&pki, false, true).await else {
         return;
     };
+    // HTTP/1.1 unless the component asks for HTTP/2
     let (gate, client) = start_one_route(&pki, &via(&ng)).await;
+    let r = client.get(HOST, "/desktop/x").await;
+    assert_eq!(field(&r.text(), "sproto"), "HTTP/1.1");
+    gate.stop().await;
+
+    let setup = Setup {
+        component_extra: "http2 = true",
+        ..via(&ng)
+    };
+    let (gate, client) = start_one_route(&pki, &setup).await;
     let req = Request::get("/desktop/x?q=1")
         .header("host", HOST)
         .header("connection", "x-secret")
@@ -288,15 +298,5 @@ async fn a_node_that_offers_http2_gets_multiplexed_connections() {
     assert_eq!(field(&body, "sproto"), "HTTP/1.1", "{body}");
     assert_eq!(field(&body, "upgrade"), "websocket", "{body}");
     assert_ne!(field(&body, "conn"), first);
-    gate.stop().await;
-
-    // the administrator can keep a node on HTTP/1.1
-    let setup = Setup {
-        component_extra: "http2 = false",
-        ..via(&ng)
-    };
-    let (gate, client) = start_one_route(&pki, &setup).await;
-    let r = client.get(HOST, "/desktop/x").await;
-    assert_eq!(field(&r.text(), "sproto"), "HTTP/1.1");
     gate.stop().await;
 }

@@ -201,7 +201,7 @@ pub(super) fn component(
         scheme: scheme?,
         tls,
         response_timeout,
-        http2: c.http2.unwrap_or(true),
+        http2: c.http2.unwrap_or(false),
         rules: PathRules {
             allow,
             deny,

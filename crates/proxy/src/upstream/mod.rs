@@ -47,7 +47,7 @@ impl Upstreams {
                 node.dial_target(),
                 &node.internal_host,
                 tls,
-                // HTTP/2 where a TLS node picks it (ALPN)
+                // HTTP/2 where the component asks for it and a TLS node picks it (ALPN)
                 comp.http2,
                 d.timeouts.upstream_connect,
             )?;

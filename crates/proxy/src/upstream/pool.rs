@@ -7,12 +7,13 @@
 //! connection goes back to the pool when its answer's body has been read to
 //! the end, and never after an upgrade (the connection is the tunnel then).
 //!
-//! HTTP/2, when a TLS node picks it in the handshake: requests (but
-//! upgrades) share multiplexed connections, each carrying at most
-//! [`H2_STREAMS`] at a time; the least busy one is used and another is
-//! opened when all are that busy. One connection for everything would put
-//! every agent behind one TCP stream and one task on the node: in the
-//! agent benchmark the login p99 went from 0.3 s to 1.4 s that way.
+//! HTTP/2, when the component offers it (`http2 = true`) and a TLS node
+//! picks it in the handshake: requests (but upgrades) share multiplexed
+//! connections, each carrying at most [`H2_STREAMS`] at a time; the least
+//! busy one is used and another is opened when all are that busy, so that
+//! not every agent waits behind one TCP stream and one task on the node.
+//! (Off by default: HTTP/1.1 keep-alive gave the better tail latency in
+//! the agent benchmark, see BENCHMARKS.md.)
 //!
 //! A request that a reused connection could not even start (closed in the
 //! meantime) goes on the next connection; one that was sent is never
