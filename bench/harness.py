@@ -558,12 +558,37 @@ def table(results):
                 "hwm": max([r["hwm_kib"] for r in rs], default=0),
                 "n": len(rs),
             }
+        # deskgate against each peer round by round (each round measures
+        # every peer within the same minute, so drift between rounds cancels)
+        paired = {}
+        for p in peers[1:]:
+            tput, p99 = [], []
+            for rnd in sorted({r["round"] for r in results if r["scenario"] == s}):
+                one = {r["peer"]: r for r in results if r["scenario"] == s and r["round"] == rnd}
+                d, o = one.get("deskgate"), one.get(p)
+                if not d or not o:
+                    continue
+                if o["req_per_cpu_s"]:
+                    tput.append(d["req_per_cpu_s"] / o["req_per_cpu_s"])
+                if d.get("p99_ms"):
+                    p99.append(o.get("p99_ms", 0) / d["p99_ms"])
+            paired[p] = {"rps_cpu": tput, "p99": p99}
+        med["paired"] = paired
         rows.append((s, med))
     return rows
 
 
 def ratio(a, b):
     return f"{a / b:.2f}x" if b else "-"
+
+
+def paired_ratio(values):
+    """The median of the per-round ratios, and their range."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}x"
+    return f"{median(values):.2f}x ({min(values):.2f}-{max(values):.2f})"
 
 
 def render_agents(results):
@@ -614,7 +639,7 @@ def render(rows, args, cmdline):
         dg = m["deskgate"]
         if "p99" in s:
             cell = lambda p: f"p50 {m[p]['p50']:.2f} / p99 {m[p]['p99']:.2f} ms" + (f" ({m[p]['errors']} err)" if m[p]["errors"] else "")
-            r = lambda p: ratio(m[p]["p99"], dg["p99"]) if dg["p99"] else "-"
+            r = lambda p: paired_ratio(m["paired"][p]["p99"])
             lines.append(
                 f"| {s} (rate {args.rate}/s) | {cell('deskgate')} | {cell('nginx-plain')} | {cell('nginx-ref')} | {cell('direct')} "
                 f"| {r('nginx-plain')} | {r('nginx-ref')} | {r('direct')} |"
@@ -623,8 +648,8 @@ def render(rows, args, cmdline):
             cell = lambda p: f"{m[p]['rps_cpu']:,.0f}" + (f" ({m[p]['errors']} err)" if m[p]["errors"] else "")
             lines.append(
                 f"| {s} (req/CPU-s) | {cell('deskgate')} | {cell('nginx-plain')} | {cell('nginx-ref')} | {cell('direct')} "
-                f"| {ratio(dg['rps_cpu'], m['nginx-plain']['rps_cpu'])} | {ratio(dg['rps_cpu'], m['nginx-ref']['rps_cpu'])} "
-                f"| {ratio(dg['rps_cpu'], m['direct']['rps_cpu'])} |"
+                f"| {paired_ratio(m['paired']['nginx-plain']['rps_cpu'])} | {paired_ratio(m['paired']['nginx-ref']['rps_cpu'])} "
+                f"| {paired_ratio(m['paired']['direct']['rps_cpu'])} |"
             )
     return "\n".join(lines)
 
@@ -721,7 +746,7 @@ def write_report(args, cmdline, micro, agents, took, results):
 - Command: `{cmdline}` (the raw figures of every measurement are in the run's `results.json`).
 - Every proxy: one worker pinned to CPU 0 (`deskgate run --workers 1`, nginx `worker_processes 1` with `worker_cpu_affinity`); load tools, the upstream nginx and the simulator on CPU 1. The same certificate and TLS settings (1.2 and 1.3 offered, no session resumption) for every peer.
 
-### Micro (requests per proxy CPU-second; p50/p99 at a fixed rate; "vs" columns: deskgate's ratio, higher is better for deskgate, for p99 rows the other's p99 over deskgate's)
+### Micro (requests per proxy CPU-second and p50/p99 at a fixed rate: medians over rounds; "vs" columns: deskgate's ratio to the other peer in the same round, the median over rounds and (in brackets) their range; higher is better for deskgate; for p99 rows the other's p99 over deskgate's)
 
 {micro}
 
