@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use deskgate_testkit::client::Client;
 use deskgate_testkit::deskgate::{one_route, start_one_route, Gate, Setup};
-use deskgate_testkit::nginx::{Nginx, NginxOptions};
+use deskgate_testkit::nginx::{big_file, Nginx, NginxOptions};
 use deskgate_testkit::pki::Pki;
 use http::Request;
 use http_body_util::Full;
@@ -16,6 +16,34 @@ fn field<'a>(body: &'a str, key: &str) -> &'a str {
     body.lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .unwrap_or_else(|| panic!("no {key} in {body}"))
+}
+
+/// The echo of a request whose `Connection` names a secret header: the
+/// forwarding headers deskgate builds, whatever protocol reached nginx.
+async fn forwarded_as_expected(client: &Client) -> String {
+    let req = Request::get("/desktop/x?q=1")
+        .header("host", HOST)
+        .header("connection", "x-secret")
+        .header("x-secret", "s3")
+        .body(Full::new(Bytes::new()))
+        .expect("req");
+    let r = client.h1(req).await.expect("h1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.text();
+    assert_eq!(field(&body, "host"), HOST, "Host is the external host:port");
+    assert_eq!(field(&body, "uri"), "/desktop/x?q=1");
+    assert_eq!(field(&body, "proto"), "https");
+    assert_eq!(field(&body, "port"), "8445");
+    assert_eq!(
+        field(&body, "secret"),
+        "",
+        "headers named in Connection are removed"
+    );
+    assert_eq!(
+        r.headers["server"], "deskgate",
+        "no upstream Server version"
+    );
+    body
 }
 
 /// deskgate's node is this nginx, over verified TLS.
@@ -52,28 +80,7 @@ async fn h1_and_h2_clients_reach_nginx_over_verified_tls() {
     };
     let (gate, client) = start_one_route(&pki, &via(&ng)).await;
 
-    let req = Request::get("/desktop/x?q=1")
-        .header("host", HOST)
-        .header("connection", "x-secret")
-        .header("x-secret", "s3")
-        .body(Full::new(Bytes::new()))
-        .expect("req");
-    let r = client.h1(req).await.expect("h1");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let body = r.text();
-    assert_eq!(field(&body, "host"), HOST, "Host is the external host:port");
-    assert_eq!(field(&body, "uri"), "/desktop/x?q=1");
-    assert_eq!(field(&body, "proto"), "https");
-    assert_eq!(field(&body, "port"), "8445");
-    assert_eq!(
-        field(&body, "secret"),
-        "",
-        "headers named in Connection are removed"
-    );
-    assert_eq!(
-        r.headers["server"], "deskgate",
-        "no upstream Server version"
-    );
+    let body = forwarded_as_expected(&client).await;
     assert_eq!(
         field(&body, "sproto"),
         "HTTP/1.1",
@@ -88,7 +95,7 @@ async fn h1_and_h2_clients_reach_nginx_over_verified_tls() {
     assert_eq!(field(&r.text(), "host"), HOST);
 
     // a 3 MB static file streams through intact, both protocols
-    let want: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let want = big_file();
     let r = client.get(HOST, "/finesse/api/big.bin").await;
     assert_eq!(r.status, 200);
     assert!(r.body == want, "h1 body differs ({} bytes)", r.body.len());
@@ -228,31 +235,14 @@ async fn http2_to_a_node_that_offers_it_is_opt_in_and_multiplexed() {
         ..via(&ng)
     };
     let (gate, client) = start_one_route(&pki, &setup).await;
-    let req = Request::get("/desktop/x?q=1")
-        .header("host", HOST)
-        .header("connection", "x-secret")
-        .header("x-secret", "s3")
-        .body(Full::new(Bytes::new()))
-        .expect("req");
-    let r = client.h1(req).await.expect("h1");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let body = r.text();
+    // the same forwarding headers as over HTTP/1.1 (`Host` becomes `:authority`)
+    let body = forwarded_as_expected(&client).await;
     assert_eq!(field(&body, "sproto"), "HTTP/2.0", "{body}");
-    // the same forwarding headers as over HTTP/1.1
-    assert_eq!(
-        field(&body, "host"),
-        HOST,
-        ":authority is the external host:port"
-    );
-    assert_eq!(field(&body, "uri"), "/desktop/x?q=1");
-    assert_eq!(field(&body, "proto"), "https");
-    assert_eq!(field(&body, "port"), "8445");
-    assert_eq!(field(&body, "secret"), "");
     let first = field(&body, "conn").to_string();
     let r = client.get(HOST, "/desktop/again").await;
     assert_eq!(field(&r.text(), "conn"), first, "the connection is reused");
 
-    // many at once, from both client protocols: all on that one connection
+    // many at once, from both client protocols: all over HTTP/2
     let all = (0..20).map(|i| {
         let c = client.clone();
         async move {
@@ -279,7 +269,7 @@ async fn http2_to_a_node_that_offers_it_is_opt_in_and_multiplexed() {
     }
     assert_eq!(conns.len(), 1, "{conns:?}");
     // a 3 MB file streams through intact
-    let want: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let want = big_file();
     let r = client.get(HOST, "/finesse/api/big.bin").await;
     assert_eq!(r.status, 200);
     assert!(r.body == want, "body differs ({} bytes)", r.body.len());

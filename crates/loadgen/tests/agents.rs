@@ -6,8 +6,11 @@
 use deskgate_testkit::sim::{sim_rig_with, SimOptions, SimRig, EXTERNAL};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-fn loadgen() -> tokio::process::Command {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_deskgate-loadgen"))
+/// `deskgate-loadgen MODE` aimed at the rig's listener.
+fn loadgen(mode: &str, front: &str, ca: &str) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskgate-loadgen"));
+    c.args([mode, "--connect", front, "--host", EXTERNAL, "--ca", ca]);
+    c
 }
 
 /// deskgate with every security stage on in front of the simulator; its
@@ -26,15 +29,8 @@ async fn rig() -> (SimRig, String, String) {
 #[tokio::test]
 async fn agents_sign_in_ping_and_leave_without_errors() {
     let (rig, front, ca) = rig().await;
-    let out = loadgen()
+    let out = loadgen("agents", &front, &ca)
         .args([
-            "agents",
-            "--connect",
-            &front,
-            "--host",
-            EXTERNAL,
-            "--ca",
-            &ca,
             "--agents",
             "5",
             "--login-window",
@@ -72,20 +68,8 @@ async fn agents_sign_in_ping_and_leave_without_errors() {
 #[tokio::test]
 async fn idle_websockets_open_through_the_gate_and_are_held() {
     let (rig, front, ca) = rig().await;
-    let mut child = loadgen()
-        .args([
-            "ws-idle",
-            "--connect",
-            &front,
-            "--host",
-            EXTERNAL,
-            "--ca",
-            &ca,
-            "--count",
-            "4",
-            "--ip-net",
-            "92",
-        ])
+    let mut child = loadgen("ws-idle", &front, &ca)
+        .args(["--count", "4", "--ip-net", "92"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -29,6 +29,11 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
+/// The 3 MB file nginx serves at `/finesse/api/big.bin`, to stream through.
+pub fn big_file() -> Vec<u8> {
+    (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect()
+}
+
 impl Nginx {
     /// Starts nginx; `None` when nginx is not installed and skipping is allowed.
     pub async fn start(pki: &Pki, opts: NginxOptions) -> Option<Nginx> {
@@ -36,9 +41,7 @@ impl Nginx {
         let dir = pki.path().join(format!("nginx-{}", crate::free_port()));
         std::fs::create_dir_all(dir.join("www/finesse/api")).expect("mkdir");
         std::fs::create_dir_all(dir.join("tmp")).expect("mkdir");
-        // a 3 MB file to stream through
-        let big: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(dir.join("www/finesse/api/big.bin"), big).expect("big file");
+        std::fs::write(dir.join("www/finesse/api/big.bin"), big_file()).expect("big file");
         std::fs::write(
             dir.join("www/finesse/api/SystemInfo"),
             "<SystemInfo><status>IN_SERVICE</status></SystemInfo>",

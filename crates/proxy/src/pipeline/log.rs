@@ -204,18 +204,15 @@ impl Drop for LogGuard {
             // one line's buffer per worker thread, reused
             static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
         }
+        let write = |buf: &mut Vec<u8>| {
+            buf.clear();
+            self.write_line(buf);
+            self.log.write_bytes(buf);
+        };
         LINE.with(|b| match b.try_borrow_mut() {
-            Ok(mut buf) => {
-                buf.clear();
-                self.write_line(&mut buf);
-                self.log.write_bytes(&buf);
-            }
+            Ok(mut buf) => write(&mut buf),
             // a line written while another is (cannot happen today): its own buffer
-            Err(_) => {
-                let mut buf = Vec::with_capacity(512);
-                self.write_line(&mut buf);
-                self.log.write_bytes(&buf);
-            }
+            Err(_) => write(&mut Vec::new()),
         });
     }
 }

@@ -40,6 +40,7 @@ struct Inner {
     tls_h1: Option<TlsConnector>,
     /// TLS offering HTTP/2 and HTTP/1.1: the node picks (ALPN).
     tls_any: Option<TlsConnector>,
+    offer_h2: bool,
     timeout: Duration,
 }
 
@@ -78,10 +79,16 @@ impl NodeConnector {
         Ok(NodeConnector(Arc::new(Inner {
             dial,
             server_name,
+            offer_h2: offer_h2 && tls.is_some(),
             tls_h1: tls.map(TlsConnector::from),
             tls_any,
             timeout,
         })))
+    }
+
+    /// HTTP/2 may come back from a dial (a TLS node that picked it).
+    pub fn offers_h2(&self) -> bool {
+        self.0.offer_h2
     }
 
     /// TCP (bounded by the connect timeout), then TLS when the node uses it.

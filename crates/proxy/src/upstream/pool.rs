@@ -10,10 +10,11 @@
 //! HTTP/2, when the component offers it (`http2 = true`) and a TLS node
 //! picks it in the handshake: requests (but upgrades) share multiplexed
 //! connections, each carrying at most [`H2_STREAMS`] at a time; the least
-//! busy one is used and another is opened when all are that busy, so that
-//! not every agent waits behind one TCP stream and one task on the node.
-//! (Off by default: HTTP/1.1 keep-alive gave the better tail latency in
-//! the agent benchmark, see BENCHMARKS.md.)
+//! busy one is used and another is opened when all are that busy (the
+//! usual way to keep one TCP stream from carrying everything). Off by
+//! default: HTTP/1.1 keep-alive gave the better login p99 in the agent
+//! benchmark, with one HTTP/2 connection and with these alike (see
+//! BENCHMARKS.md).
 //!
 //! A request that a reused connection could not even start (closed in the
 //! meantime) goes on the next connection; one that was sent is never
@@ -116,7 +117,12 @@ impl Pool {
         upgrade: bool,
     ) -> Result<Response<PooledBody>, PoolError> {
         if !upgrade {
-            if let Some((mut tx, info, stream)) = self.shared() {
+            let shared = if self.connector.offers_h2() {
+                self.shared()
+            } else {
+                None
+            };
+            if let Some((mut tx, info, stream)) = shared {
                 to_h2_form(&mut req);
                 return match tx.try_send_request(req).await {
                     Ok(r) => Ok(answer(r, info, None, Some(stream))),
@@ -126,6 +132,7 @@ impl Pool {
                             drop(stream);
                             req = back;
                             from_h2_form(&mut req);
+                            // boxed: a second inline copy would double this future's size
                             Box::pin(self.dial_and_send(req, upgrade)).await
                         }
                         None => Err(PoolError::Http(e.into_error())),
@@ -225,12 +232,9 @@ impl Pool {
                 && (s.streams.load(Ordering::Relaxed) > 0
                     || now.duration_since(s.last_used) < timeout)
         });
-        let loads: Vec<usize> = st
-            .h2
-            .iter()
-            .map(|s| s.streams.load(Ordering::Relaxed))
-            .collect();
-        let s = &mut st.h2[least_busy(&loads, H2_STREAMS)?];
+        let loads = st.h2.iter().map(|s| s.streams.load(Ordering::Relaxed));
+        let i = least_busy(loads, H2_STREAMS)?;
+        let s = &mut st.h2[i];
         s.streams.fetch_add(1, Ordering::Relaxed);
         s.last_used = now;
         Some((s.tx.clone(), s.info, Stream(s.streams.clone())))
@@ -267,18 +271,13 @@ impl Pool {
             info,
         });
     }
-
-    /// Idle connections now (for tests and the status page).
-    pub fn idle(&self) -> usize {
-        self.state.lock().map_or(0, |st| st.idle.len())
-    }
 }
 
 /// The index of the least loaded connection, if it has room under `limit`
 /// (the first of equals: the oldest stays warm, the newest can age out).
-fn least_busy(loads: &[usize], limit: usize) -> Option<usize> {
-    let (i, load) = loads.iter().enumerate().min_by_key(|&(_, l)| *l)?;
-    (*load < limit).then_some(i)
+fn least_busy(loads: impl Iterator<Item = usize>, limit: usize) -> Option<usize> {
+    let (i, load) = loads.enumerate().min_by_key(|&(_, l)| l)?;
+    (load < limit).then_some(i)
 }
 
 /// One request counted on an HTTP/2 connection until its answer ends.
@@ -420,10 +419,11 @@ mod tests {
 
     #[test]
     fn the_least_busy_connection_with_room_is_chosen() {
-        assert_eq!(least_busy(&[], 8), None);
-        assert_eq!(least_busy(&[3, 1, 1, 5], 8), Some(1));
-        assert_eq!(least_busy(&[8, 8], 8), None, "all full: open another");
-        assert_eq!(least_busy(&[8, 7], 8), Some(1));
+        let pick = |loads: &[usize]| least_busy(loads.iter().copied(), 8);
+        assert_eq!(pick(&[]), None);
+        assert_eq!(pick(&[3, 1, 1, 5]), Some(1));
+        assert_eq!(pick(&[8, 8]), None, "all full: open another");
+        assert_eq!(pick(&[8, 7]), Some(1));
     }
 
     #[test]
